@@ -1,0 +1,1 @@
+"""seqtune MCP server: the protocol face and process management (never imports TensorFlow)."""
