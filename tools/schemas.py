@@ -56,8 +56,12 @@ class SplitSpec(Strict):
 class CsvOptions(Strict):
     """How to read a long-format CSV: one row per time step."""
 
-    id_column: str = Field("sequence_id", description="Column naming the sequence a row belongs to.")
-    label_column: str = Field("label", description="Column with the class label (constant per sequence).")
+    id_column: str = Field(
+        "sequence_id", description="Column naming the sequence a row belongs to."
+    )
+    label_column: str = Field(
+        "label", description="Column with the class label (constant per sequence)."
+    )
     time_column: str | None = Field(
         None, description="Optional column to order rows within a sequence; file order otherwise."
     )
@@ -71,3 +75,59 @@ class CsvOptions(Strict):
         description="Pad (with zeros at the end) or truncate every sequence to this many steps. "
         "Required when sequences have unequal lengths.",
     )
+
+
+class SamplerSpec(Strict):
+    """Which Optuna sampler proposes params; seeded from the study seed."""
+
+    name: SamplerName = Field("tpe", description="tpe (default), random, cmaes, gp or qmc.")
+    n_startup_trials: int = Field(
+        10, ge=0, le=1000, description="Random trials before TPE/GP/CMA-ES start modelling."
+    )
+
+
+class PrunerSpec(Strict):
+    """Which Optuna pruner stops unpromising trials early, with its main options."""
+
+    name: PrunerName = Field(
+        "median",
+        description="median (default), percentile, successive_halving, hyperband, patient or none.",
+    )
+    n_startup_trials: int = Field(
+        3, ge=0, le=1000, description="median/percentile: trials that are never pruned."
+    )
+    n_warmup_steps: int = Field(
+        3, ge=0, le=10_000, description="median/percentile: epochs before pruning applies."
+    )
+    percentile: float = Field(25.0, gt=0, lt=100, description="percentile: keep the top p%.")
+    min_resource: int = Field(
+        2, ge=1, le=10_000, description="successive_halving/hyperband: epochs at the first rung."
+    )
+    reduction_factor: int = Field(
+        3, ge=2, le=10, description="successive_halving/hyperband: 1/eta survive each rung."
+    )
+    patience: int = Field(
+        3, ge=1, le=10_000, description="patient: epochs without improvement before pruning."
+    )
+
+
+class StudyConfig(Strict):
+    """Everything a study needs to behave the same tomorrow, recorded in the study."""
+
+    format_version: int = 1
+    dataset: str
+    dataset_path: str | None
+    dataset_sha256: str
+    csv: CsvOptions | None = None
+    metric: Metric
+    direction: Literal["maximize", "minimize"]
+    sampler: SamplerSpec
+    pruner: PrunerSpec
+    search_space: dict[str, dict[str, object]]
+    imbalance: Imbalance
+    smote_k_neighbors: int
+    smote_ratio: float | None
+    split: SplitSpec
+    max_epochs: int
+    patience: int
+    seed: int

@@ -1,0 +1,139 @@
+"""`seqtune`: serve the MCP server, run the demo, or drive studies by hand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from server.settings import Settings
+from tools.workspace import default_workspace
+
+log = logging.getLogger("seqtune")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        raise SystemExit(2)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        stream=sys.stderr,
+        force=True,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    args.handler(args)
+
+
+def _settings(args: argparse.Namespace, *, cwd_is_data_root: bool = False) -> Settings:
+    roots = [Path(p) for p in (args.data_root or [])]
+    if cwd_is_data_root and not roots:
+        roots = [Path.cwd()]
+    return Settings.from_env(
+        workspace=args.workspace,
+        storage_url=args.storage,
+        data_roots=tuple(roots) or None,
+        default_workers=getattr(args, "workers", None),
+        trainer=args.trainer,
+    )
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        help="folder for the SQLite file and "
+        "artifacts (env SEQTUNE_WORKSPACE; default ~/.local/share/seqtune)",
+    )
+    parser.add_argument(
+        "--storage",
+        help="Optuna storage URL (env SEQTUNE_STORAGE; default sqlite:///<workspace>/seqtune.db)",
+    )
+    parser.add_argument(
+        "--data-root",
+        action="append",
+        type=Path,
+        help="folder datasets may be read from (repeatable; env SEQTUNE_DATA_ROOTS)",
+    )
+    parser.add_argument(
+        "--trainer",
+        choices=["keras", "fake"],
+        help="'fake' draws learning curves without TensorFlow (for trying the tools quickly)",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqtune", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="run the MCP server over stdio")
+    _common(serve)
+    serve.add_argument("--workers", type=int, help="default parallel workers (env SEQTUNE_WORKERS)")
+    serve.set_defaults(handler=_serve)
+
+    demo = sub.add_parser("demo", help="tune a BiLSTM on builtin:gait through the MCP server")
+    _common(demo)
+    demo.add_argument("--trials", type=int, default=12)
+    demo.add_argument("--workers", type=int, default=2)
+    demo.add_argument("--epochs", type=int, default=12)
+    demo.add_argument("--study", default="gait-demo")
+    demo.set_defaults(handler=_demo)
+
+    from server import manual
+
+    manual.add_commands(sub, _common, _settings)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from server.app import create_server
+
+    settings = _settings(args)
+    server = create_server(settings)
+    log.info(
+        "seqtune serving on stdio; workspace %s; storage %s",
+        settings.workspace,
+        settings.workspace_obj().storage_url,
+    )
+
+    async def serve() -> None:
+        async with anyio.create_task_group() as tg:
+
+            async def stop_on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for signum in signals:
+                        log.info("received %s: shutting down", signal.Signals(signum).name)
+                        tg.cancel_scope.cancel()
+                        return
+
+            tg.start_soon(stop_on_signal)
+            await server.run_stdio_async()
+            tg.cancel_scope.cancel()
+
+    anyio.run(serve)
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from server.demo import run_demo
+
+    workspace = args.workspace or default_workspace()
+    anyio.run(run_demo, args, workspace.expanduser().resolve())
+
+
+def print_json(payload: Any) -> None:
+    print(json.dumps(payload, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

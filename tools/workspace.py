@@ -1,0 +1,86 @@
+"""Where studies live: the storage URL, the artifacts folder, the readable data folders."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tools.errors import InvalidConfig
+
+_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def default_workspace() -> Path:
+    """$SEQTUNE_WORKSPACE, else $XDG_DATA_HOME/seqtune, else ~/.local/share/seqtune."""
+    if env := os.environ.get("SEQTUNE_WORKSPACE"):
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "seqtune"
+
+
+def validate_study_name(name: str) -> str:
+    if not _STUDY_NAME.match(name) or ".." in name:
+        raise InvalidConfig(
+            f"invalid study name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (it names a folder)"
+        )
+    return name
+
+
+@dataclass
+class Workspace:
+    """A workspace folder holding the SQLite file (by default) and per-study artifacts."""
+
+    root: Path
+    storage_url: str = ""
+    data_roots: tuple[Path, ...] = ()
+    _storage: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.root = self.root.expanduser().resolve()
+        if not self.storage_url:
+            self.storage_url = f"sqlite:///{self.root / 'seqtune.db'}"
+        if not self.data_roots:
+            self.data_roots = (self.root,)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.storage_url.startswith("sqlite")
+
+    def storage(self) -> optuna.storages.BaseStorage:
+        """One RDB storage per workspace (engine and schema checks are costly)."""
+        if self._storage is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._storage = _open_storage(self.storage_url)
+        storage: optuna.storages.BaseStorage = self._storage
+        return storage
+
+    def study_dir(self, study_name: str) -> Path:
+        return self.root / "studies" / validate_study_name(study_name)
+
+    def data_dir(self, study_name: str) -> Path:
+        return self.study_dir(study_name) / "data"
+
+
+def _open_storage(url: str) -> optuna.storages.BaseStorage:
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        # Readers (other processes, the CLI) wait instead of failing on a busy file.
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    else:
+        engine_kwargs["pool_pre_ping"] = True
+    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    if url.startswith("sqlite"):
+        _enable_wal(storage)
+    return storage
+
+
+def _enable_wal(storage: optuna.storages.RDBStorage) -> None:
+    """WAL lets readers run beside the writer; it persists in the file."""
+    with storage.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
