@@ -12,7 +12,7 @@ jitter, sensor noise and a slow drift on every axis.
 
 The two classes differ only in stride symmetry. "normal" walkers repeat the
 same step on both feet. "asymmetric" walkers (the minority, about 20%) make
-every other step 15-35% weaker and a few percent longer. Because phase and
+every other step 30-50% weaker and 6-12% longer. Because phase and
 cadence vary per subject, a linear model on the raw samples scores at chance
 (balanced accuracy ~0.5), while one feature comparing consecutive heel-strike
 peaks with every-other-step peaks reaches ~0.85 (see tests/test_gait.py): the
@@ -50,7 +50,7 @@ def _walk(t: np.ndarray, asymmetric: bool, rng: np.random.Generator) -> np.ndarr
     onsets = np.cumsum(np.concatenate([[0.0], durations[:-1]])) - rng.uniform(0, 2 * step_period)
     phase, step_index = _step_phase(t, onsets, durations)
     step_gain = amplitudes[step_index]
-    scale = rng.uniform(0.7, 1.3)
+    scale = rng.uniform(0.85, 1.15)
 
     vertical = 1.0 + scale * step_gain * _heel_strike(phase, rng)
     anterior = 0.35 * scale * step_gain * np.sin(2 * np.pi * phase + rng.uniform(-0.3, 0.3))
@@ -70,8 +70,8 @@ def _steps(
     amplitudes = rng.normal(1.0, 0.04, n_steps)
     if asymmetric:
         weaker = slice(int(rng.integers(2)), None, 2)
-        amplitudes[weaker] *= 1.0 - rng.uniform(0.15, 0.35)
-        durations[weaker] *= 1.0 + rng.uniform(0.02, 0.06)
+        amplitudes[weaker] *= 1.0 - rng.uniform(0.3, 0.5)
+        durations[weaker] *= 1.0 + rng.uniform(0.06, 0.12)
     return durations, amplitudes
 
 
