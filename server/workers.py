@@ -16,17 +16,19 @@ import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from tools.errors import WorkerCrashed
+from tools.errors import TrainingFailed, WorkerCrashed
 from tools.protocol import Decision, EpochReport, Ready, TrialJob, TrialResult, decode, encode
 
 log = logging.getLogger(__name__)
 
 EpochHandler = Callable[[EpochReport], Awaitable[Decision]]
+ProgressHandler = Callable[[dict[str, Any]], Awaitable[None]]
 _MAX_LINE = 16 * 2**20
 _STDERR_TAIL_LINES = 40
 
@@ -101,6 +103,20 @@ class Worker:
                 return result
             else:
                 raise WorkerCrashed(f"worker {self.pid} sent an unexpected '{kind}' message")
+
+    async def run_task(self, kind: str, job: dict[str, Any], on_progress: ProgressHandler) -> Any:
+        await self.send("task", {"kind": kind, "job": job})
+        while True:
+            message, body = await self.read_message()
+            if message == "progress":
+                await on_progress(body)
+            elif message == "task_result":
+                self.trials_run += 1
+                if not body.get("ok"):
+                    raise TrainingFailed(f"{kind} failed in the worker: {body.get('error')}")
+                return body["result"]
+            else:
+                raise WorkerCrashed(f"worker {self.pid} sent an unexpected '{message}' message")
 
     async def _exit_code(self) -> int | None:
         with anyio.move_on_after(2):
@@ -177,6 +193,31 @@ class WorkerPool:
             return self._failure(worker, str(exc))
         except BaseException:
             await self._discard(worker)  # cancelled: the trial's worker must stop now
+            raise
+        await self._release(worker)
+        return result
+
+    async def run_task(
+        self, kind: str, job: dict[str, Any], on_progress: ProgressHandler, threads: int
+    ) -> Any:
+        """Run a retrain/predict task on a warm worker; a crash or timeout raises WorkerCrashed."""
+        worker = await self._acquire(threads)
+        try:
+            with anyio.fail_after(self.settings.trial_timeout_s):
+                result = await worker.run_task(kind, job, on_progress)
+        except TimeoutError:
+            await self._discard(worker)
+            raise WorkerCrashed(
+                f"{kind} timed out after {self.settings.trial_timeout_s:g} s"
+            ) from None
+        except WorkerCrashed as exc:
+            await self._discard(worker)
+            raise WorkerCrashed(f"{exc}; stderr tail:\n{worker.tail()}") from exc
+        except TrainingFailed:
+            await self._release(worker)
+            raise
+        except BaseException:
+            await self._discard(worker)
             raise
         await self._release(worker)
         return result

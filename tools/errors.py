@@ -56,6 +56,10 @@ class WorkerCrashed(SeqtuneError):
     """A worker process died or hung; the trial it ran is marked FAIL."""
 
 
+class TrainingFailed(SeqtuneError):
+    """Final training or prediction raised inside the worker (message says why)."""
+
+
 class TooManyFailures(SeqtuneError):
     """A run stopped after too many consecutive failed trials."""
 

@@ -82,3 +82,28 @@ def decode(line: bytes | str) -> tuple[str, dict[str, Any]]:
         raise ValueError(f"not a protocol message: {line!r:.200}")
     kind = body.pop("type")
     return str(kind), body
+
+
+# Final training and inference tasks (see tools.final_training).
+PARTIAL_MODEL = "model.partial.keras"
+PROBS_FILE = "probs.partial.npz"
+
+
+class RetrainJob(Message):
+    params: dict[str, Any]
+    data_dir: str
+    out_dir: str
+    monitor: str = "val_loss"
+    direction: str = "minimize"
+    max_epochs: int = 150
+    patience: int = 12
+    reduce_lr_patience: int = 6
+    reduce_lr_factor: float = 0.5
+    min_lr: float = 1e-6
+    seed: int = 42
+
+
+class PredictJob(Message):
+    model_path: str
+    input_path: str
+    output_path: str

@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from functools import partial
 from typing import IO, Any
 
 import psutil
@@ -22,6 +23,7 @@ import psutil
 from tools.protocol import Decision, EpochReport, Ready, TrialJob, TrialResult, decode, encode
 
 TrialRunner = Callable[[TrialJob, Callable[[EpochReport], Decision]], TrialResult]
+TaskRunner = Callable[[dict[str, Any], Callable[[dict[str, Any]], None]], dict[str, Any]]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     _watch_parent(os.getppid())
     _pin_cpus(args.cpus, args.threads)
     started = time.perf_counter()
-    runner, stop_exc = _load_trainer(args.trainer, args.threads)
+    runner, stop_exc, tasks = _load_trainer(args.trainer, args.threads)
     ready = Ready(
         pid=os.getpid(),
         trainer=args.trainer,
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
         threads=args.threads,
     )
     _send(protocol_out, "ready", ready)
-    _serve(runner, stop_exc, sys.stdin.buffer, protocol_out)
+    _serve(runner, stop_exc, tasks, sys.stdin.buffer, protocol_out)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -77,15 +79,17 @@ def _pin_cpus(cpus: str, threads: int) -> None:
         os.environ[var] = str(threads)
 
 
-def _load_trainer(name: str, threads: int) -> tuple[TrialRunner, type[BaseException]]:
+def _load_trainer(
+    name: str, threads: int
+) -> tuple[TrialRunner, type[BaseException], dict[str, TaskRunner]]:
     if name == "fake":
         from tools import fake_trainer
 
-        return fake_trainer.run_trial, _NeverRaised
-    from tools import objective
+        return fake_trainer.run_trial, _NeverRaised, {}
+    from tools import final_training, objective
 
     objective.configure_tensorflow(threads)
-    return objective.run_trial, objective.StopRequested
+    return objective.run_trial, objective.StopRequested, final_training.TASKS
 
 
 class _NeverRaised(Exception):
@@ -97,7 +101,11 @@ def _send(out: IO[bytes], kind: str, payload: Any = None) -> None:
 
 
 def _serve(
-    runner: TrialRunner, stop_exc: type[BaseException], inp: IO[bytes], out: IO[bytes]
+    runner: TrialRunner,
+    stop_exc: type[BaseException],
+    tasks: dict[str, TaskRunner],
+    inp: IO[bytes],
+    out: IO[bytes],
 ) -> None:
     def ask_server(report: EpochReport) -> Decision:
         _send(out, "epoch", report)
@@ -114,6 +122,9 @@ def _serve(
         if kind == "trial":
             job = TrialJob.model_validate(body["job"])
             _send(out, "result", _run_guarded(runner, stop_exc, job, ask_server))
+        elif kind == "task":
+            progress = partial(_send, out, "progress")
+            _send(out, "task_result", _run_task(tasks, body["kind"], body["job"], progress))
 
 
 def _run_guarded(
@@ -133,6 +144,22 @@ def _run_guarded(
     result.timings["trial_s"] = time.perf_counter() - started
     result.rss_mb = _rss_mb()
     return result
+
+
+def _run_task(
+    tasks: dict[str, TaskRunner],
+    kind: str,
+    job: dict[str, Any],
+    progress: Callable[[dict[str, Any]], None],
+) -> dict[str, Any]:
+    """Retrain or predict; failures come back as a message, not a dead worker."""
+    if kind not in tasks:
+        return {"ok": False, "error": f"task '{kind}' is not available with this trainer"}
+    try:
+        return {"ok": True, "result": tasks[kind](job, progress)}
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _rss_mb() -> float:

@@ -7,16 +7,13 @@ read by the final evaluation alone, so the objective cannot see the test set.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
+from tools.atomic import atomic_file
 from tools.data.preparation import PreparedData
 from tools.errors import InvalidDataset
 
@@ -40,9 +37,9 @@ def save_prepared(prepared: PreparedData, folder: Path) -> None:
     """Write train/val/test .npz files, then prepared.json (last: its presence means complete)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("train", "val", "test"):
-        with _atomic_file(folder / f"{name}.npz") as stream:
+        with atomic_file(folder / f"{name}.npz") as stream:
             np.savez(stream, X=getattr(prepared, f"X_{name}"), y=getattr(prepared, f"y_{name}"))
-    with _atomic_file(folder / META_FILE) as stream:
+    with atomic_file(folder / META_FILE) as stream:
         stream.write(json.dumps(_meta(prepared), indent=2).encode())
 
 
@@ -105,18 +102,3 @@ def _read_split(folder: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
         ) from exc
     except (OSError, ValueError, KeyError) as exc:
         raise InvalidDataset(f"cannot read {path}: {exc}") from exc
-
-
-@contextmanager
-def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
-    """A temp file in the same folder, renamed to `path` on success: no reader sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -37,7 +37,7 @@ def validate_arrays(
         )
     if n < min_sequences:
         raise InvalidDataset(f"{where}: only {n} sequences; need at least {min_sequences}")
-    _check_finite(X, where)
+    check_finite(X, where)
     classes = np.unique(y)
     if len(classes) < 2:
         raise InvalidDataset(
@@ -59,7 +59,7 @@ def validate_presplit(presplit: dict[str, tuple[np.ndarray, np.ndarray]], where:
         raise InvalidDataset(f"{where}: only {total} sequences; need at least {MIN_SEQUENCES}")
 
 
-def _check_finite(X: np.ndarray, where: str) -> None:
+def check_finite(X: np.ndarray, where: str) -> None:
     if X.dtype.kind != "f":
         return
     bad = ~np.isfinite(X)
