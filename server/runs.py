@@ -22,10 +22,11 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectSendStream
 from pydantic import BaseModel, Field
 
+from server.workers import WorkerPool
 from tools.errors import RunNotFound, StudyBusy
 from tools.search_space import effective_params
 from tools.studies import best_trial_or_none, count_states, load_study
-from tools.trials import RunEvent, RunPlan, TrialExecutor, TrialInfo, TrialRun
+from tools.trials import RunEvent, RunPlan, TrialInfo, TrialRun
 from tools.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class Run:
 class RunManager:
     """Starts, tracks, waits on and cancels runs; lives as long as the server."""
 
-    def __init__(self, ws: Workspace, executor: TrialExecutor, tg: anyio.abc.TaskGroup) -> None:
+    def __init__(self, ws: Workspace, executor: WorkerPool, tg: anyio.abc.TaskGroup) -> None:
         self.ws, self.executor, self._tg = ws, executor, tg
         self.runs: dict[str, Run] = {}
 
@@ -153,9 +154,11 @@ class RunManager:
         send.close()
 
     async def cancel(self, run: Run) -> None:
+        """Stop the run now; its trials' workers are killed and idle ones released."""
         run.scope.cancel()
         with anyio.CancelScope(shield=True):
             await run.done.wait()
+            await self.executor.close_idle()
 
     async def shutdown(self) -> None:
         """Cancel every active run; each ends its trials as FAIL 'cancelled'."""

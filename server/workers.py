@@ -177,6 +177,13 @@ class WorkerPool:
             await worker.shutdown()
             self._live.discard(worker)
 
+    async def close_idle(self) -> None:
+        """Stop the warm idle workers (after a cancel: the user asked to free the machine)."""
+        idle, self._idle = self._idle, []
+        for worker in idle:
+            await worker.shutdown()
+            self._live.discard(worker)
+
     async def run_trial(self, job: TrialJob, on_epoch: EpochHandler, threads: int) -> TrialResult:
         """Run one trial on a warm worker; crashes and timeouts become FAIL results."""
         worker = await self._acquire(threads)

@@ -55,7 +55,7 @@ class NoTraining:
 
 
 def request(name: str, dataset: str = "d.npz", **kw: Any) -> StudyRequest:
-    return StudyRequest(study_name=name, dataset=dataset, max_epochs=5, **kw)
+    return StudyRequest(study_name=name, dataset=dataset, **{"max_epochs": 5, **kw})
 
 
 @pytest.fixture(scope="module")
