@@ -37,17 +37,32 @@ describe_dataset -> create_study -> run_trials (returns a run id; if state is
 Studies persist across sessions; list_studies shows them."""
 
 
-def create_server(settings: Settings) -> MCPServer:
+class Lifecycle:
+    """Lets a signal handler end runs and workers even while stdin reading blocks."""
+
+    def __init__(self) -> None:
+        self.states: list[AppState] = []
+
+    async def shutdown(self) -> None:
+        for state in list(self.states):
+            await state.runs.shutdown()
+            await state.pool.aclose()
+
+
+def create_server(settings: Settings, lifecycle: Lifecycle | None = None) -> MCPServer:
     ws = settings.workspace_obj()
+    lifecycle = lifecycle or Lifecycle()
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[AppState]:
         async with WorkerPool(settings.pool_settings()) as pool, anyio.create_task_group() as tg:
-            manager = RunManager(ws, pool, tg)
+            state = AppState(settings, ws, pool, RunManager(ws, pool, tg))
+            lifecycle.states.append(state)
             try:
-                yield AppState(settings, ws, pool, manager)
+                yield state
             finally:
-                await manager.shutdown()
+                lifecycle.states.remove(state)
+                await state.runs.shutdown()
                 tg.cancel_scope.cancel()
 
     server = MCPServer("seqtune", instructions=INSTRUCTIONS, lifespan=lifespan, log_level="INFO")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -97,26 +98,30 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from server.app import create_server
+    from server.app import Lifecycle, create_server
 
     settings = _settings(args)
-    server = create_server(settings)
+    lifecycle = Lifecycle()
+    server = create_server(settings, lifecycle)
     log.info(
         "seqtune serving on stdio; workspace %s; storage %s",
         settings.workspace,
         settings.workspace_obj().storage_url,
     )
 
+    async def stop_on_signal() -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("received %s: ending runs and workers", signal.Signals(signum).name)
+                with anyio.move_on_after(60):
+                    await lifecycle.shutdown()
+                # The MCP stdio reader is a thread blocked on stdin that cancellation
+                # cannot interrupt: leave now that nothing is left running.
+                logging.shutdown()
+                os._exit(0)
+
     async def serve() -> None:
         async with anyio.create_task_group() as tg:
-
-            async def stop_on_signal() -> None:
-                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                    async for signum in signals:
-                        log.info("received %s: shutting down", signal.Signals(signum).name)
-                        tg.cancel_scope.cancel()
-                        return
-
             tg.start_soon(stop_on_signal)
             await server.run_stdio_async()
             tg.cancel_scope.cancel()

@@ -51,9 +51,9 @@ def small_npz(ws: Workspace) -> str:
 
 
 def worker_processes() -> list[psutil.Process]:
-    """Live `python -m tools.worker` processes started by this test process."""
+    """Live `python -m tools.worker` processes started directly by this test process."""
     found = []
-    for child in psutil.Process().children(recursive=True):
+    for child in psutil.Process().children(recursive=False):
         try:
             if "tools.worker" in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
                 found.append(child)

@@ -116,16 +116,16 @@ async def test_two_workers_finish_every_trial_in_parallel(ws: Workspace) -> None
 
 async def test_the_median_pruner_prunes_some_trials(ws: Workspace) -> None:
     make_study(
-        ws, max_epochs=8, pruner=PrunerSpec(name="median", n_startup_trials=2, n_warmup_steps=1)
+        ws, max_epochs=6, pruner=PrunerSpec(name="median", n_startup_trials=2, n_warmup_steps=1)
     )
-    state = await run_plan(ws, RunPlan(n_trials=14))
+    state = await run_plan(ws, RunPlan(n_trials=10))
     pruned = [t for t in trials(ws) if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned, states(ws)
     assert "COMPLETE" in states(ws)
     for trial in pruned:
-        assert 2 <= len(trial.intermediate_values) < 8  # stopped after warm-up, before the end
+        assert 2 <= len(trial.intermediate_values) < 6  # stopped after warm-up, before the end
         assert state.trials[trial.number].epochs == len(trial.intermediate_values)
-    assert state.error is None and state.finished == 14
+    assert state.error is None and state.finished == 10
 
 
 async def test_timeout_stops_starting_new_trials(ws: Workspace) -> None:
@@ -170,16 +170,16 @@ async def test_same_seeded_config_in_two_workspaces_gives_identical_results(
         ws = Workspace(tmp_path / folder)
         make_study(
             ws,
-            max_epochs=6,
+            max_epochs=5,
             sampler=SamplerSpec(name="tpe", n_startup_trials=3),
             pruner=PrunerSpec(name="median", n_startup_trials=2, n_warmup_steps=1),
             seed=123,
         )
-        await run_plan(ws, RunPlan(n_trials=8))
+        await run_plan(ws, RunPlan(n_trials=7))
         outcomes.append(
             [(t.params, t.value, t.state.name, t.intermediate_values) for t in trials(ws)]
         )
-    assert len(outcomes[0]) == 8
+    assert len(outcomes[0]) == 7
     assert outcomes[0] == outcomes[1]
     assert len({str(params) for params, *_ in outcomes[0]}) > 1  # not a constant sampler
 

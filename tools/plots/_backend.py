@@ -1,0 +1,8 @@
+"""Selects matplotlib's Agg backend before anything imports pyplot: a server has no display.
+
+Imported first by `tools.plots`, so it runs before optuna's plotting modules load pyplot.
+"""
+
+import matplotlib
+
+matplotlib.use("Agg")

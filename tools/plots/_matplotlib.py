@@ -1,0 +1,114 @@
+"""The PNG side: optuna's matplotlib plots on the Agg backend, retitled and resized.
+
+Optuna's matplotlib plots go through pyplot, whose current figure and rc
+settings are process-wide (and optuna switches the style), so drawing holds
+one lock and restores rcParams afterwards. Figures are closed on the way out.
+The Agg backend is selected in `_backend`, which `tools.plots` imports first.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import matplotlib
+import numpy as np
+import optuna.visualization.matplotlib as optuna_mpl
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, NullFormatter
+
+from tools.plots._kinds import DPI
+from tools.plots._known_importances import KnownImportances
+from tools.plots._request import PlotRequest
+from tools.plots._training import draw_training_matplotlib
+
+_PYPLOT_LOCK = threading.RLock()
+# Past this many curves a per-trial legend covers the plot and says nothing.
+_MAX_LEGEND_CURVES = 12
+
+
+@contextmanager
+def matplotlib_figure(request: PlotRequest) -> Iterator[Figure]:
+    """The finished figure for `request`; closed when the block ends."""
+    with _PYPLOT_LOCK, matplotlib.rc_context():
+        plt.style.use("ggplot")
+        before = set(plt.get_fignums())
+        try:
+            fig = _draw(request)
+            yield fig
+        finally:
+            for number in set(plt.get_fignums()) - before:
+                plt.close(number)
+
+
+def png_bytes(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def _draw(request: PlotRequest) -> Figure:
+    if request.curves is not None:
+        return draw_training_matplotlib(request.curves, request.title)
+    fig = _figure_of(_optuna_axes(request))
+    for ax in fig.axes:  # optuna's generic titles; the figure title says more
+        for loc in ("left", "center", "right"):
+            ax.set_title("", loc=loc)
+    fig.suptitle(request.title, fontsize=14)
+    fig.set_size_inches(*request.inches)
+    _relabel(fig, request)
+    _lay_out(fig, request.kind)
+    return fig
+
+
+def _lay_out(fig: Figure, kind: str) -> None:
+    if kind != "parallel_coordinate":
+        fig.set_layout_engine("constrained")
+        return
+    # Its per-param axes are placed by hand, which constrained layout cannot solve.
+    fig.subplots_adjust(left=0.06, right=0.9, bottom=0.2, top=0.88)
+    for ax in fig.axes:
+        ax.yaxis.set_minor_formatter(NullFormatter())  # log-axis minor labels overlap
+
+
+def _optuna_axes(request: PlotRequest) -> Any:
+    study, kind, metric = request.study, request.kind, request.metric
+    if kind == "optimization_history":
+        return optuna_mpl.plot_optimization_history(study, target_name=metric)
+    if kind == "param_importances":
+        evaluator = KnownImportances(request.importances)
+        return optuna_mpl.plot_param_importances(study, evaluator=evaluator, target_name=metric)
+    if kind == "parallel_coordinate":
+        return optuna_mpl.plot_parallel_coordinate(study, target_name=metric)
+    if kind == "intermediate_values":
+        return optuna_mpl.plot_intermediate_values(study)
+    if kind == "slice":
+        return optuna_mpl.plot_slice(study, target_name=metric)
+    if kind == "contour":
+        return optuna_mpl.plot_contour(study, params=request.params, target_name=metric)
+    return optuna_mpl.plot_timeline(study, n_recent_trials=request.recent_trials)
+
+
+def _figure_of(axes: Any) -> Figure:
+    first = axes.flat[0] if isinstance(axes, np.ndarray) else axes
+    figure: Figure = first.figure
+    return figure
+
+
+def _relabel(fig: Figure, request: PlotRequest) -> None:
+    ax = fig.axes[0]
+    if request.kind == "optimization_history":
+        ax.set_xlabel("trial")
+    elif request.kind == "param_importances":
+        ax.set_xlabel(f"importance for {request.metric}")
+    elif request.kind == "intermediate_values":
+        ax.set_xlabel("epoch (step, from 0)")
+        ax.set_ylabel(f"{request.metric} per epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        legend = ax.get_legend()
+        if legend is not None and len(ax.get_lines()) > _MAX_LEGEND_CURVES:
+            legend.remove()
