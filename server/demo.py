@@ -33,11 +33,11 @@ class ProgressBar:
 
     async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
         total = total or self.total
-        filled = int(30 * progress / total) if total else 0
+        filled = int(20 * progress / total) if total else 0
         elapsed = time.monotonic() - self.started
-        bar = "#" * filled + "-" * (30 - filled)
-        line = f"\r[{bar}] {int(progress)}/{int(total)} {elapsed:5.0f}s {(message or '')[:70]:<70}"
-        sys.stdout.write(line)
+        bar = "#" * filled + "-" * (20 - filled)
+        text = (message or "")[:56]
+        sys.stdout.write(f"\r[{bar}] {int(progress)}/{int(total)} {elapsed:4.0f}s {text:<56}")
         sys.stdout.flush()
 
 

@@ -52,6 +52,12 @@ def available_cpus() -> list[int]:
     return list(range(os.cpu_count() or 1))
 
 
+class WorkerStartFailed(WorkerCrashed):
+    def __init__(self, message: str, stderr_tail: str) -> None:
+        super().__init__(message)
+        self.stderr_tail = stderr_tail or None
+
+
 class Worker:
     """One worker process and its two pipes."""
 
@@ -186,7 +192,10 @@ class WorkerPool:
 
     async def run_trial(self, job: TrialJob, on_epoch: EpochHandler, threads: int) -> TrialResult:
         """Run one trial on a warm worker; crashes and timeouts become FAIL results."""
-        worker = await self._acquire(threads)
+        try:
+            worker = await self._acquire(threads)
+        except WorkerStartFailed as exc:
+            return TrialResult(state="fail", reason=str(exc), stderr_tail=exc.stderr_tail)
         try:
             with anyio.fail_after(self.settings.trial_timeout_s):
                 result = await worker.run(job, on_epoch)
@@ -208,7 +217,10 @@ class WorkerPool:
         self, kind: str, job: dict[str, Any], on_progress: ProgressHandler, threads: int
     ) -> Any:
         """Run a retrain/predict task on a warm worker; a crash or timeout raises WorkerCrashed."""
-        worker = await self._acquire(threads)
+        try:
+            worker = await self._acquire(threads)
+        except WorkerStartFailed as exc:
+            raise WorkerCrashed(f"{exc}; stderr tail:\n{exc.stderr_tail}") from exc
         try:
             with anyio.fail_after(self.settings.trial_timeout_s):
                 result = await worker.run_task(kind, job, on_progress)
@@ -226,6 +238,9 @@ class WorkerPool:
         except BaseException:
             await self._discard(worker)
             raise
+        if result.state == "fail" and not result.stderr_tail:
+            await anyio.sleep(0.05)  # let the stderr reader catch the traceback
+            result.stderr_tail = worker.tail() or None
         await self._release(worker)
         return result
 
@@ -310,8 +325,8 @@ class WorkerPool:
                 raise WorkerCrashed(f"expected 'ready', got '{kind}'")
         except (TimeoutError, WorkerCrashed) as exc:
             await self._discard(worker)
-            raise WorkerCrashed(
-                f"worker failed to start ({exc or 'timed out'}); stderr tail:\n{worker.tail()}"
+            raise WorkerStartFailed(
+                f"worker failed to start ({exc or 'timed out'})", worker.tail()
             ) from exc
         worker.ready = Ready.model_validate(body)
         log.info(

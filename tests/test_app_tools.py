@@ -318,25 +318,23 @@ async def test_unknown_study_lists_the_existing_ones(ws: Workspace, small_npz: s
             assert text.endswith("existing studies: alpha, beta")
 
 
-@pytest.mark.parametrize(
-    ("dataset", "message"),
-    [
-        ("missing.npz", "dataset file not found"),
-        ("../x.npz", "outside the allowed folders"),
-        ("/etc/passwd.npz", "outside the allowed folders"),
-        ("sub/../../ws2/d.npz", "outside the allowed folders"),
-        ("d.txt", "unsupported dataset file"),
-        ("builtin:nope", "unknown builtin dataset"),
-    ],
-)
-async def test_bad_dataset_paths_are_refused(
-    ws: Workspace, small_npz: str, dataset: str, message: str
-) -> None:
+BAD_DATASETS = [
+    ("missing.npz", "dataset file not found"),
+    ("../x.npz", "outside the allowed folders"),
+    ("/etc/passwd.npz", "outside the allowed folders"),
+    ("sub/../../ws2/d.npz", "outside the allowed folders"),
+    ("d.txt", "unsupported dataset file"),
+    ("builtin:nope", "unknown builtin dataset"),
+]
+
+
+async def test_bad_dataset_paths_are_refused(ws: Workspace, small_npz: str) -> None:
     async with Client(make_server(ws)) as client:
-        for tool, extra in (("create_study", {"study_name": "s"}), ("describe_dataset", {})):
-            text = await error(client, tool, dataset=dataset, **extra)
-            assert text.startswith(f"Error executing tool {tool}: ")
-            assert message in text
+        for dataset, message in BAD_DATASETS:
+            for tool, extra in (("create_study", {"study_name": "s"}), ("describe_dataset", {})):
+                text = await error(client, tool, dataset=dataset, **extra)
+                assert text.startswith(f"Error executing tool {tool}: "), dataset
+                assert message in text, (dataset, text)
         assert (await call(client, "list_studies"))["studies"] == []
 
 
@@ -351,21 +349,23 @@ async def test_a_symlink_out_of_the_workspace_is_refused(
     assert "outside the allowed folders" in text
 
 
-@pytest.mark.parametrize(
-    ("space", "message"),
-    [
-        ({"lstm_units_1": {"choices": []}}, "'lstm_units_1': 'choices' is empty"),
-        ({"foo": [1]}, "unknown hyperparameter 'foo'"),
-        ({"dropout_rate": {"low": 0.5, "high": 0.2}}, "inverted range"),
-        ({"learning_rate": {"low": 0.0, "high": 0.001, "log": True}}, "must lie in"),
-    ],
-)
-async def test_invalid_search_space_is_refused(
-    ws: Workspace, small_npz: str, space: dict[str, Any], message: str
-) -> None:
+BAD_SPACES: list[tuple[dict[str, Any], str]] = [
+    ({"lstm_units_1": {"choices": []}}, "'lstm_units_1': 'choices' is empty"),
+    ({"foo": [1]}, "unknown hyperparameter 'foo'"),
+    ({"dropout_rate": {"low": 0.5, "high": 0.2}}, "inverted range"),
+    ({"learning_rate": {"low": 0.0, "high": 0.001, "log": True}}, "must lie in"),
+    ({"use_second_lstm": [1]}, "takes bool values"),
+]
+
+
+async def test_invalid_search_space_is_refused(ws: Workspace, small_npz: str) -> None:
     async with Client(make_server(ws)) as client:
-        text = await error(client, "create_study", study_name="s", dataset="d.npz", search_space=space)
-        assert text.startswith("Error executing tool create_study: ") and message in text
+        for space, message in BAD_SPACES:
+            text = await error(
+                client, "create_study", study_name="s", dataset="d.npz", search_space=space
+            )
+            assert text.startswith("Error executing tool create_study: ")
+            assert message in text, (space, text)
         assert (await call(client, "list_studies"))["studies"] == []
 
 

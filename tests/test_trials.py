@@ -37,7 +37,7 @@ NO_PRUNING = PrunerSpec(name="none")
 def make_study(ws: Workspace, name: str = "s", **kw: Any) -> None:
     if not (ws.root / "d.npz").exists():
         write_small_npz(ws.root / "d.npz")
-    options: dict[str, Any] = {"max_epochs": 6, "sampler": SamplerSpec(name="random"), **kw}
+    options: dict[str, Any] = {"max_epochs": 3, "sampler": SamplerSpec(name="random"), **kw}
     create_study(ws, StudyRequest(study_name=name, dataset="d.npz", **options))
 
 
@@ -72,37 +72,37 @@ def states(ws: Workspace, name: str = "s") -> list[str]:
 async def test_n_trials_is_respected_and_recorded(ws: Workspace) -> None:
     make_study(ws, pruner=NO_PRUNING)
     events: list[RunEvent] = []
-    state = await run_plan(ws, RunPlan(n_trials=5), events=events)
-    assert state.finished == 5 and state.error is None
-    assert states(ws) == ["COMPLETE"] * 5
-    assert sorted(state.trials) == [0, 1, 2, 3, 4]
+    state = await run_plan(ws, RunPlan(n_trials=4), events=events)
+    assert state.finished == 4 and state.error is None
+    assert states(ws) == ["COMPLETE"] * 4
+    assert sorted(state.trials) == [0, 1, 2, 3]
     for frozen in trials(ws):
         info = state.trials[frozen.number]
         assert info.state == "COMPLETE" and info.value == frozen.value
         assert info.params == frozen.params
-        assert frozen.user_attrs["epochs"] == 6 == info.epochs
-        assert frozen.user_attrs["best_epoch"] in range(6)
+        assert frozen.user_attrs["epochs"] == 3 == info.epochs
+        assert frozen.user_attrs["best_epoch"] in range(3)
         assert frozen.user_attrs["seconds"] == info.seconds > 0
         assert frozen.user_attrs["timings"]["trial_s"] > 0
         assert frozen.user_attrs[OWNER_ATTR] == OWNER
-        assert sorted(frozen.intermediate_values) == list(range(6))
+        assert sorted(frozen.intermediate_values) == list(range(3))
         assert frozen.value == max(frozen.intermediate_values.values())
     assert state.best_value == max(t.value for t in trials(ws))
     finished = [e for e in events if e.kind == "finished"]
-    assert [e.finished for e in finished] == [1, 2, 3, 4, 5]
-    assert all(e.total == 5 for e in events)
-    assert "trial 4 (5/5) complete after 6 epochs, value" in finished[-1].message
-    assert sum(e.kind == "epoch" for e in events) == 30
+    assert [e.finished for e in finished] == [1, 2, 3, 4]
+    assert all(e.total == 4 for e in events)
+    assert "trial 3 (4/4) complete after 3 epochs, value" in finished[-1].message
+    assert sum(e.kind == "epoch" for e in events) == 12
 
 
 async def test_two_workers_finish_every_trial_in_parallel(ws: Workspace) -> None:
-    make_study(ws, max_epochs=8)
+    make_study(ws, max_epochs=5)
     events: list[RunEvent] = []
     settings = fake(env={"SEQTUNE_FAKE_EPOCH_SECONDS": "0.02"})
-    state = await run_plan(ws, RunPlan(n_trials=8, n_workers=2), settings, events=events)
+    state = await run_plan(ws, RunPlan(n_trials=6, n_workers=2), settings, events=events)
     found = states(ws)
-    assert len(found) == 8 and set(found) <= FINAL
-    assert sum(found.count(s) for s in FINAL) == 8 == state.finished
+    assert len(found) == 6 and set(found) <= FINAL
+    assert sum(found.count(s) for s in FINAL) == 6 == state.finished
     assert {i.state for i in state.trials.values()} <= FINAL
     running, most = set(), 0
     for event in events:
@@ -116,31 +116,31 @@ async def test_two_workers_finish_every_trial_in_parallel(ws: Workspace) -> None
 
 async def test_the_median_pruner_prunes_some_trials(ws: Workspace) -> None:
     make_study(
-        ws, max_epochs=6, pruner=PrunerSpec(name="median", n_startup_trials=2, n_warmup_steps=1)
+        ws, max_epochs=5, pruner=PrunerSpec(name="median", n_startup_trials=2, n_warmup_steps=1)
     )
-    state = await run_plan(ws, RunPlan(n_trials=10))
+    state = await run_plan(ws, RunPlan(n_trials=8))
     pruned = [t for t in trials(ws) if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned, states(ws)
     assert "COMPLETE" in states(ws)
     for trial in pruned:
-        assert 2 <= len(trial.intermediate_values) < 6  # stopped after warm-up, before the end
+        assert 2 <= len(trial.intermediate_values) < 5  # stopped after warm-up, before the end
         assert state.trials[trial.number].epochs == len(trial.intermediate_values)
-    assert state.error is None and state.finished == 10
+    assert state.error is None and state.finished == 8
 
 
 async def test_timeout_stops_starting_new_trials(ws: Workspace) -> None:
-    make_study(ws, max_epochs=4, pruner=NO_PRUNING)
-    settings = fake(env={"SEQTUNE_FAKE_EPOCH_SECONDS": "0.05"})  # ~0.2 s per trial
+    make_study(ws, max_epochs=3, pruner=NO_PRUNING)
+    settings = fake(env={"SEQTUNE_FAKE_EPOCH_SECONDS": "0.05"})  # ~0.15 s per trial
     started = datetime.datetime.now()
     began = time.monotonic()
-    state = await run_plan(ws, RunPlan(n_trials=None, timeout_s=1.0), settings)
+    state = await run_plan(ws, RunPlan(n_trials=None, timeout_s=0.8), settings)
     elapsed = time.monotonic() - began
     found = trials(ws)
-    assert 2 <= len(found) <= 8 and state.finished == len(found)
+    assert 2 <= len(found) <= 6 and state.finished == len(found)
     assert set(states(ws)) == {"COMPLETE"}
-    limit = started + datetime.timedelta(seconds=1.0 + 0.2)  # + storage/clock slack
+    limit = started + datetime.timedelta(seconds=0.8 + 0.2)  # + storage/clock slack
     assert all(t.datetime_start is not None and t.datetime_start < limit for t in found)
-    assert elapsed < 1.0 + 2.0  # the last trial finishes, no new one starts
+    assert elapsed < 0.8 + 2.0  # the last trial finishes, no new one starts
 
 
 async def test_enqueued_params_run_first(ws: Workspace) -> None:
@@ -170,16 +170,16 @@ async def test_same_seeded_config_in_two_workspaces_gives_identical_results(
         ws = Workspace(tmp_path / folder)
         make_study(
             ws,
-            max_epochs=5,
+            max_epochs=4,
             sampler=SamplerSpec(name="tpe", n_startup_trials=3),
             pruner=PrunerSpec(name="median", n_startup_trials=2, n_warmup_steps=1),
             seed=123,
         )
-        await run_plan(ws, RunPlan(n_trials=7))
+        await run_plan(ws, RunPlan(n_trials=6))
         outcomes.append(
             [(t.params, t.value, t.state.name, t.intermediate_values) for t in trials(ws)]
         )
-    assert len(outcomes[0]) == 7
+    assert len(outcomes[0]) == 6
     assert outcomes[0] == outcomes[1]
     assert len({str(params) for params, *_ in outcomes[0]}) > 1  # not a constant sampler
 
@@ -189,13 +189,13 @@ async def test_same_seeded_config_in_two_workspaces_gives_identical_results(
 
 async def test_a_crashed_worker_fails_its_trial_and_the_run_goes_on(ws: Workspace) -> None:
     make_study(ws, pruner=NO_PRUNING)
-    state = await run_plan(ws, RunPlan(n_trials=4), fake(env={"SEQTUNE_FAKE_FAULTS": "crash:1"}))
-    assert states(ws) == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    state = await run_plan(ws, RunPlan(n_trials=3), fake(env={"SEQTUNE_FAKE_FAULTS": "crash:1"}))
+    assert states(ws) == ["COMPLETE", "FAIL", "COMPLETE"]
     crashed = trials(ws)[1]
     assert "exited (code 3)" in crashed.user_attrs["fail_reason"]
     assert crashed.user_attrs["epochs"] == 1  # died at its second epoch
     assert state.trials[1].reason == crashed.user_attrs["fail_reason"]
-    assert state.error is None and state.finished == 4
+    assert state.error is None and state.finished == 3
 
 
 async def test_a_hung_worker_fails_with_timed_out(ws: Workspace) -> None:
@@ -324,11 +324,11 @@ async def test_orphaned_trials_of_dead_owners_fail_at_the_next_run(ws: Workspace
 
 async def test_a_resumed_study_does_not_replay_its_first_params(ws: Workspace) -> None:
     make_study(ws, pruner=NO_PRUNING)
-    await run_plan(ws, RunPlan(n_trials=3))
-    await run_plan(ws, RunPlan(n_trials=3))
+    await run_plan(ws, RunPlan(n_trials=2))
+    await run_plan(ws, RunPlan(n_trials=2))
     found = trials(ws)
-    assert len(found) == 6 and set(states(ws)) == {"COMPLETE"}
-    assert [t.params for t in found[:3]] != [t.params for t in found[3:]]
+    assert len(found) == 4 and set(states(ws)) == {"COMPLETE"}
+    assert [t.params for t in found[:2]] != [t.params for t in found[2:]]
 
 
 def test_owner_names_this_host_and_process() -> None:

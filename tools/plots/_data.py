@@ -12,6 +12,7 @@ from optuna.study import StudyDirection
 
 from tools.errors import NothingToShow
 from tools.plots._problems import plot_problem
+from tools.plots._session import drawing_session
 from tools.plots._training import training_curves
 from tools.plots._trials import FrozenTrials, complete, contour_params, with_curves
 
@@ -30,7 +31,8 @@ def importance_evaluator() -> optuna.importance.BaseImportanceEvaluator:
 
 def param_importances(study: optuna.Study) -> dict[str, float]:
     """Importances normalised to sum to 1, most important first."""
-    raw = optuna.importance.get_param_importances(study, evaluator=importance_evaluator())
+    with drawing_session():
+        raw = optuna.importance.get_param_importances(study, evaluator=importance_evaluator())
     return {name: float(value) for name, value in raw.items()}
 
 

@@ -1,15 +1,14 @@
 """The PNG side: optuna's matplotlib plots on the Agg backend, retitled and resized.
 
-Optuna's matplotlib plots go through pyplot, whose current figure and rc
-settings are process-wide (and optuna switches the style), so drawing holds
-one lock and restores rcParams afterwards. Figures are closed on the way out.
-The Agg backend is selected in `_backend`, which `tools.plots` imports first.
+Optuna's matplotlib plots go through pyplot (and switch its style), so each
+drawing runs in a `drawing_session` and restores rcParams afterwards. Figures
+are closed on the way out. The Agg backend is selected in `_backend`, which
+`tools.plots` imports first.
 """
 
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,9 +23,9 @@ from matplotlib.ticker import MaxNLocator, NullFormatter
 from tools.plots._kinds import DPI
 from tools.plots._known_importances import KnownImportances
 from tools.plots._request import PlotRequest
+from tools.plots._session import drawing_session
 from tools.plots._training import draw_training_matplotlib
 
-_PYPLOT_LOCK = threading.RLock()
 # Past this many curves a per-trial legend covers the plot and says nothing.
 _MAX_LEGEND_CURVES = 12
 
@@ -34,7 +33,7 @@ _MAX_LEGEND_CURVES = 12
 @contextmanager
 def matplotlib_figure(request: PlotRequest) -> Iterator[Figure]:
     """The finished figure for `request`; closed when the block ends."""
-    with _PYPLOT_LOCK, matplotlib.rc_context():
+    with drawing_session(), matplotlib.rc_context():
         plt.style.use("ggplot")
         before = set(plt.get_fignums())
         try:

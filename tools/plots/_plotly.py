@@ -7,13 +7,15 @@ import plotly.graph_objects as go
 
 from tools.plots._known_importances import KnownImportances
 from tools.plots._request import PlotRequest
+from tools.plots._session import drawing_session
 from tools.plots._training import draw_training_plotly
 
 
 def plotly_figure(request: PlotRequest) -> go.Figure:
     if request.curves is not None:
         return draw_training_plotly(request.curves, request.title)
-    fig = _optuna_figure(request)
+    with drawing_session():
+        fig = _optuna_figure(request)
     fig.update_layout(title={"text": request.title})
     _relabel(fig, request)
     return fig
