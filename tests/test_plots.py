@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -210,6 +211,27 @@ def test_training_history_marks_the_best_epoch(study: optuna.Study) -> None:
         assert legend is not None
         texts = [t.get_text() for t in legend.get_texts()]
     assert texts == ["train", "val", "best epoch 4 (val_loss)"]
+
+
+def test_drawing_from_several_threads_at_once(study: optuna.Study, tmp_path: Path) -> None:
+    kinds = ["optimization_history", "intermediate_values"] * 2
+    open_before = plt.get_fignums()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        records = list(
+            pool.map(lambda i: render(study, kinds[i], tmp_path / str(i))[1], range(len(kinds)))
+        )
+    assert [r.kind for r in records] == kinds
+    assert all(Path(r.png_path).stat().st_size > 0 for r in records)
+    assert plt.get_fignums() == open_before
+
+
+def test_a_one_trial_study_draws_without_warnings(tmp_path: Path) -> None:
+    # A param with a single value makes matplotlib warn about singular limits.
+    single = sqlite_study(tmp_path)
+    single.add_trial(make_trial(random.Random(0)))
+    for kind in ("slice", "parallel_coordinate"):
+        png, _ = render_plot(single, kind, tmp_path / "plots", metric=METRIC)
+        assert png.startswith(PNG_SIGNATURE)
 
 
 def test_a_5000_trial_study_draws_its_optimization_history(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ numbers behind a plot), `_request` (one checked drawing job), `_matplotlib` /
 """
 
 from tools.plots import _backend  # noqa: F401  (selects Agg before pyplot is imported)
-from tools.plots._data import TIMELINE_MAX_TRIALS, importance_evaluator, plot_data
+from tools.plots._data import TIMELINE_MAX_TRIALS, plot_data
 from tools.plots._files import PLOTLY_JS
 from tools.plots._kinds import PLOT_KINDS, PlotFile, plot_title
 from tools.plots._matplotlib import matplotlib_figure
@@ -22,7 +22,6 @@ __all__ = [
     "TIMELINE_MAX_TRIALS",
     "PlotFile",
     "PlotRequest",
-    "importance_evaluator",
     "matplotlib_figure",
     "plot_data",
     "plot_problem",

@@ -29,6 +29,8 @@ _TITLES = {
 }
 
 DPI = 100
+OPTUNA_BEST_LABEL = "Best Value"
+BEST_LABEL = "best so far"
 # Figure sizes in inches at DPI; slice and contour grow with their number of params.
 _SIZES = {
     "optimization_history": (9.0, 6.0),

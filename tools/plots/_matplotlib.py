@@ -20,9 +20,8 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
-from tools.plots._kinds import DPI
-from tools.plots._known_importances import KnownImportances
-from tools.plots._request import PlotRequest
+from tools.plots._kinds import BEST_LABEL, DPI, OPTUNA_BEST_LABEL
+from tools.plots._request import PlotRequest, optuna_plot
 from tools.plots._session import drawing_session
 from tools.plots._training import draw_training_matplotlib
 
@@ -53,7 +52,7 @@ def png_bytes(fig: Figure) -> bytes:
 def _draw(request: PlotRequest) -> Figure:
     if request.curves is not None:
         return draw_training_matplotlib(request.curves, request.title)
-    fig = _figure_of(_optuna_axes(request))
+    fig = _figure_of(optuna_plot(optuna_mpl, request))
     for ax in fig.axes:  # optuna's generic titles; the figure title says more
         for loc in ("left", "center", "right"):
             ax.set_title("", loc=loc)
@@ -74,24 +73,6 @@ def _lay_out(fig: Figure, kind: str) -> None:
         ax.yaxis.set_minor_formatter(NullFormatter())  # log-axis minor labels overlap
 
 
-def _optuna_axes(request: PlotRequest) -> Any:
-    study, kind, metric = request.study, request.kind, request.metric
-    if kind == "optimization_history":
-        return optuna_mpl.plot_optimization_history(study, target_name=metric)
-    if kind == "param_importances":
-        evaluator = KnownImportances(request.importances)
-        return optuna_mpl.plot_param_importances(study, evaluator=evaluator, target_name=metric)
-    if kind == "parallel_coordinate":
-        return optuna_mpl.plot_parallel_coordinate(study, target_name=metric)
-    if kind == "intermediate_values":
-        return optuna_mpl.plot_intermediate_values(study)
-    if kind == "slice":
-        return optuna_mpl.plot_slice(study, target_name=metric)
-    if kind == "contour":
-        return optuna_mpl.plot_contour(study, params=request.params, target_name=metric)
-    return optuna_mpl.plot_timeline(study, n_recent_trials=request.recent_trials)
-
-
 def _figure_of(axes: Any) -> Figure:
     first = axes.flat[0] if isinstance(axes, np.ndarray) else axes
     figure: Figure = first.figure
@@ -102,6 +83,10 @@ def _relabel(fig: Figure, request: PlotRequest) -> None:
     ax = fig.axes[0]
     if request.kind == "optimization_history":
         ax.set_xlabel("trial")
+        legend = ax.get_legend()
+        for text in legend.get_texts() if legend is not None else []:
+            if text.get_text() == OPTUNA_BEST_LABEL:
+                text.set_text(BEST_LABEL)
     elif request.kind == "param_importances":
         ax.set_xlabel(f"importance for {request.metric}")
     elif request.kind == "intermediate_values":

@@ -58,8 +58,8 @@ def _needs_varying(kind: str, trials: FrozenTrials, needed: int) -> str | None:
         return None
     which = ", ".join(varying) if varying else "none"
     return (
-        f"{kind} needs at least {needed} hyperparameters that take different values across "
-        f"complete trials; varying so far: {which}: {_advice(trials)}, or widen the search space"
+        f"{kind} needs at least {needed} hyperparameters that vary across complete trials "
+        f"(varying so far: {which}): {_advice(trials)}, or widen the search space"
     )
 
 
@@ -104,7 +104,9 @@ def _curves_problem(kind: str, trials: FrozenTrials) -> str | None:
 
 
 def _timeline_problem(kind: str, trials: FrozenTrials) -> str | None:
-    return None if trials else f"{kind} needs at least 1 trial; the study has none: run trials"
+    return (
+        None if trials else f"{kind} needs at least 1 trial; the study has none: run trials first"
+    )
 
 
 _CHECKS: dict[str, Callable[[str, FrozenTrials], str | None]] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import ModuleType
 from typing import Any
 
 import optuna
@@ -11,6 +12,7 @@ import optuna
 from tools.errors import NothingToShow
 from tools.plots._data import TIMELINE_MAX_TRIALS, param_importances
 from tools.plots._kinds import figure_inches, plot_title
+from tools.plots._known_importances import KnownImportances
 from tools.plots._problems import plot_problem
 from tools.plots._training import TrainingCurves, training_curves
 from tools.plots._trials import FrozenTrials, complete, contour_params
@@ -59,3 +61,23 @@ def _fit_to_trials(request: PlotRequest, trials: FrozenTrials) -> PlotRequest:
         title = f"{request.title}, latest {TIMELINE_MAX_TRIALS} of {len(trials)} trials"
         return replace(request, title=title, recent_trials=TIMELINE_MAX_TRIALS)
     return request
+
+
+def optuna_plot(module: ModuleType, request: PlotRequest) -> Any:
+    """Calls `module.plot_{kind}`; optuna's matplotlib and plotly plots share arguments."""
+    plot = getattr(module, f"plot_{request.kind}")
+    return plot(request.study, **_optuna_arguments(request))
+
+
+def _optuna_arguments(request: PlotRequest) -> dict[str, Any]:
+    kind = request.kind
+    if kind == "intermediate_values":
+        return {}
+    if kind == "timeline":
+        return {"n_recent_trials": request.recent_trials}
+    arguments: dict[str, Any] = {"target_name": request.metric}
+    if kind == "param_importances":
+        arguments["evaluator"] = KnownImportances(request.importances)
+    if kind == "contour":
+        arguments["params"] = request.params
+    return arguments

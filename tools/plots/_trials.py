@@ -1,4 +1,4 @@
-"""Which trials and params a plot can use (pure reads of finished trials)."""
+"""Which trials and params a plot can use: pure functions of a study's trial list."""
 
 from __future__ import annotations
 
