@@ -16,7 +16,7 @@ import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 
-from server.model_tools import register_model_tools
+from server.model_tools import register_model_tools, register_plot_tool
 from server.run_tools import register_run_tools
 from server.runs import RunManager
 from server.settings import Settings
@@ -69,6 +69,7 @@ def create_server(settings: Settings, lifecycle: Lifecycle | None = None) -> MCP
     register_study_tools(server)
     register_run_tools(server)
     register_model_tools(server)
+    register_plot_tool(server)
     _register_resources(server, ws)
     return server
 

@@ -1,18 +1,22 @@
-"""MCP tools for the final model: retrain_and_evaluate, predict (plot_history lives beside)."""
+"""MCP tools for the final model and the pictures: retrain_and_evaluate, predict, plot_history."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import anyio
 from mcp.server import MCPServer
-from mcp.server.mcpserver import Context
-from mcp.types import ToolAnnotations
+from mcp.server.mcpserver import Context, Image
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from server.errors import tool_errors
-from server.state import StudyName, app_state
+from server.state import READ_ONLY, StudyName, app_state
 from tools import predict as predict_mod
 from tools import retrain
+from tools.history_plots import PlotReport
+from tools.history_plots import plot_history as plot_history_files
+from tools.plots import PLOT_KINDS
 from tools.schemas import CsvOptions
 
 
@@ -108,3 +112,36 @@ def register_model_tools(server: MCPServer) -> None:
             return await predict_mod.predict(
                 state.ws, state.pool, study_name, dataset, csv, _epoch_progress(ctx, "predict")
             )
+
+
+def register_plot_tool(server: MCPServer) -> None:
+    @server.tool(title="Plot a study", annotations=READ_ONLY)
+    async def plot_history(
+        ctx: Context,
+        study_name: StudyName,
+        kind: Annotated[
+            Literal["all", *PLOT_KINDS],  # type: ignore[valid-type]
+            Field(description="Which plot; 'all' draws every kind that can be drawn now."),
+        ] = "optimization_history",
+        format: Annotated[
+            Literal["png", "html"],
+            Field(
+                description="'png': return the images inline (and the file paths); "
+                "'html': return only the paths of the saved PNG and interactive HTML files."
+            ),
+        ] = "png",
+    ) -> Annotated[CallToolResult, PlotReport]:
+        """Optimization history, param importances, parallel coordinate, intermediate values,
+        slice, contour, timeline, or the final model's training curves. Works while a run
+        is going. Saves PNG and interactive plotly HTML in the study's plots folder."""
+        state = app_state(ctx)
+        with tool_errors():
+            report, images = await anyio.to_thread.run_sync(
+                plot_history_files, state.ws, study_name, kind
+            )
+        lines = [f"{p.title}: {p.png_path} (interactive: {p.html_path})" for p in report.plots]
+        lines += [f"skipped {k}: {why}" for k, why in report.skipped.items()]
+        content: list[Any] = [TextContent(type="text", text="\n".join(lines))]
+        if format == "png":
+            content += [Image(data=png, format="png").to_image_content() for png in images]
+        return CallToolResult(content=content, structured_content=report.model_dump())

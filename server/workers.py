@@ -16,10 +16,11 @@ import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
+import psutil
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from tools.errors import TrainingFailed, WorkerCrashed
@@ -31,6 +32,11 @@ EpochHandler = Callable[[EpochReport], Awaitable[Decision]]
 ProgressHandler = Callable[[dict[str, Any]], Awaitable[None]]
 _MAX_LINE = 16 * 2**20
 _STDERR_TAIL_LINES = 40
+# Between trials a worker above max_rss_mb is recycled; during a trial, one above
+# twice that is killed before it takes the machine down.
+HARD_LIMIT_FACTOR = 2.0
+MEMORY_POLL_S = 0.5
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,7 @@ class Worker:
         self.ready: Ready | None = None
         self.last_rss_mb = 0.0
         self.stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
+        self.kill_reason: str | None = None
         self._stdout = BufferedByteReceiveStream(process.stdout)
 
     @property
@@ -198,7 +205,7 @@ class WorkerPool:
             return TrialResult(state="fail", reason=str(exc), stderr_tail=exc.stderr_tail)
         try:
             with anyio.fail_after(self.settings.trial_timeout_s):
-                result = await worker.run(job, on_epoch)
+                result = await self._watched(worker, worker.run(job, on_epoch))
         except TimeoutError:
             await self._discard(worker)
             return self._failure(
@@ -206,12 +213,41 @@ class WorkerPool:
             )
         except WorkerCrashed as exc:
             await self._discard(worker)
-            return self._failure(worker, str(exc))
+            return self._failure(worker, worker.kill_reason or str(exc))
         except BaseException:
             await self._discard(worker)  # cancelled: the trial's worker must stop now
             raise
+        if result.state == "fail" and not result.stderr_tail:
+            await anyio.sleep(0.05)  # let the stderr reader catch the traceback
+            result.stderr_tail = worker.tail() or None
         await self._release(worker)
         return result
+
+    async def _watched(self, worker: Worker, work: Awaitable[T]) -> T:
+        """Await `work` while a watchdog kills the worker if its memory passes the hard limit."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_memory, worker)
+            try:
+                result = await work
+            finally:
+                tg.cancel_scope.cancel()
+        return result
+
+    async def _watch_memory(self, worker: Worker) -> None:
+        limit = self.settings.max_rss_mb * HARD_LIMIT_FACTOR
+        while True:
+            await anyio.sleep(MEMORY_POLL_S)
+            try:
+                rss = psutil.Process(worker.pid).memory_info().rss / 2**20
+            except psutil.Error:
+                return
+            if rss > limit:
+                worker.kill_reason = (
+                    f"worker used {rss:.0f} MB, over the {limit:.0f} MB limit; lower "
+                    "batch_size or units, or raise SEQTUNE_MAX_WORKER_RSS_MB"
+                )
+                await worker.kill()
+                return
 
     async def run_task(
         self, kind: str, job: dict[str, Any], on_progress: ProgressHandler, threads: int
@@ -238,9 +274,6 @@ class WorkerPool:
         except BaseException:
             await self._discard(worker)
             raise
-        if result.state == "fail" and not result.stderr_tail:
-            await anyio.sleep(0.05)  # let the stderr reader catch the traceback
-            result.stderr_tail = worker.tail() or None
         await self._release(worker)
         return result
 

@@ -21,6 +21,7 @@ from tools.plots import (
     PLOT_KINDS,
     PLOTLY_JS,
     TIMELINE_MAX_TRIALS,
+    PlotFile,
     matplotlib_figure,
     plot_data,
     plot_problem,
@@ -124,7 +125,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> optuna.Study:
     return built
 
 
-def render(study: optuna.Study, kind: str, out: Path) -> tuple[bytes, Any]:
+def render(study: optuna.Study, kind: str, out: Path) -> tuple[bytes, PlotFile]:
     return render_plot(study, kind, out, metric=METRIC, history=HISTORY)
 
 
@@ -172,7 +173,7 @@ def test_plotly_js_is_written_once_and_repaired_when_damaged(
     assert script.stat().st_size == size
 
 
-def test_rendering_again_replaces_the_files_and_leaks_no_figures(
+def test_rendering_again_keeps_one_file_per_kind_and_leaks_no_figures(
     study: optuna.Study, tmp_path: Path
 ) -> None:
     open_before = plt.get_fignums()
@@ -250,6 +251,26 @@ def test_a_5000_trial_study_draws_its_optimization_history(tmp_path: Path) -> No
 
 
 # --- refusing --------------------------------------------------------------------------------
+
+
+def test_a_contour_of_exactly_two_varying_params_draws(tmp_path: Path) -> None:
+    """Constrained layout cannot solve this grid; the drawing falls back to fixed margins."""
+    two = sqlite_study(tmp_path, direction="minimize")
+    distributions = {
+        "dropout_rate": FloatDistribution(0.2, 0.5),
+        "learning_rate": FloatDistribution(1e-5, 3e-3, log=True),
+        "lstm_units_1": CategoricalDistribution([16]),
+    }
+    for i, (dropout, lr) in enumerate([(0.31, 2e-3), (0.38, 5e-4), (0.42, 3e-4)]):
+        two.add_trial(
+            optuna.trial.create_trial(
+                params={"dropout_rate": dropout, "learning_rate": lr, "lstm_units_1": 16},
+                distributions=distributions,
+                value=0.3 - 0.03 * i,
+            )
+        )
+    png, record = render_plot(two, "contour", tmp_path / "out", metric="val_loss")
+    assert png.startswith(b"\x89PNG") and record.width > 300
 
 
 def test_an_empty_study_shows_nothing_yet(tmp_path: Path) -> None:

@@ -19,25 +19,59 @@ from tests.stdio_client import call, call_error, server_processes, stdio_server
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 TOOLS = {
-    "create_study", "run_trials", "best_params", "list_studies", "describe_dataset", "get_run",
-    "cancel_run", "list_trials", "delete_study", "retrain_and_evaluate", "predict",
+    "create_study",
+    "run_trials",
+    "best_params",
+    "list_studies",
+    "describe_dataset",
+    "get_run",
+    "cancel_run",
+    "list_trials",
+    "delete_study",
+    "retrain_and_evaluate",
+    "predict",
+    "plot_history",
 }
+PLOT_KINDS = (
+    "optimization_history",
+    "param_importances",
+    "parallel_coordinate",
+    "intermediate_values",
+    "slice",
+    "contour",
+    "timeline",
+    "training_history",
+)
 # Small and fast, with one config that cannot learn (lr 1e-5) so the median pruner has
 # something to prune once the good ones have reported.
 TINY_SPACE: dict[str, Any] = {
-    "lstm_units_1": [16], "use_second_lstm": False, "dense_units": [16], "batch_size": [64],
-    "optimizer_choice": "adam", "learning_rate": {"low": 1e-5, "high": 3e-3, "log": True},
+    "lstm_units_1": [16],
+    "use_second_lstm": False,
+    "dense_units": [16],
+    "batch_size": [64],
+    "optimizer_choice": "adam",
+    "learning_rate": {"low": 1e-5, "high": 3e-3, "log": True},
 }
-GOOD = {"lstm_units_1": 16, "dense_units": 16, "batch_size": 64, "dropout_rate": 0.2,
-        "learning_rate": 3e-3}
+GOOD = {
+    "lstm_units_1": 16,
+    "dense_units": 16,
+    "batch_size": 64,
+    "dropout_rate": 0.2,
+    "learning_rate": 3e-3,
+}
 BAD = {**GOOD, "learning_rate": 1e-5, "dropout_rate": 0.5}
 
 
 def tiny_study(name: str, **overrides: Any) -> dict[str, Any]:
     return {
-        "study_name": name, "dataset": "builtin:gait", "metric": "val_loss",
-        "max_epochs": 6, "patience": 6, "search_space": TINY_SPACE, "seed": 3,
-        "pruner": {"name": "median", "n_startup_trials": 1, "n_warmup_steps": 1},
+        "study_name": name,
+        "dataset": "builtin:gait",
+        "metric": "val_loss",
+        "max_epochs": 6,
+        "patience": 6,
+        "search_space": TINY_SPACE,
+        "seed": 3,
+        "pruner": {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 1},
         **overrides,
     }
 
@@ -52,7 +86,7 @@ async def test_full_flow_over_stdio(tmp_path: Path) -> None:
     errlog = tmp_path / "server.stderr"
     async with stdio_server(ws, "--workers", "2", errlog=errlog) as client:
         listed = {t.name: t for t in (await client.list_tools()).tools}
-        assert TOOLS <= set(listed)
+        assert set(listed) >= TOOLS
         for tool in listed.values():
             assert tool.input_schema and tool.output_schema and tool.annotations, tool.name
 
@@ -67,8 +101,13 @@ async def test_full_flow_over_stdio(tmp_path: Path) -> None:
 
         result = await client.call_tool(
             "run_trials",
-            {"study_name": "flow", "n_trials": 6, "n_workers": 2, "wait_s": 600,
-             "enqueue": [GOOD, {**GOOD, "dropout_rate": 0.3}, BAD, BAD]},
+            {
+                "study_name": "flow",
+                "n_trials": 6,
+                "n_workers": 2,
+                "wait_s": 600,
+                "enqueue": [GOOD, {**GOOD, "dropout_rate": 0.3, "learning_rate": 2e-3}, BAD, BAD],
+            },
             progress_callback=on_progress,
         )
         assert not result.is_error, result.content
@@ -89,12 +128,15 @@ async def test_full_flow_over_stdio(tmp_path: Path) -> None:
         assert best["params"]["lstm_units_1"] == 16
         assert "lstm_units_2" not in best["params"]
 
-        final = await call(client, "retrain_and_evaluate", study_name="flow", max_epochs=8,
-                           patience=4)
+        final = await call(
+            client, "retrain_and_evaluate", study_name="flow", max_epochs=8, patience=4
+        )
         check_final_metrics(final)
         again = await call(client, "retrain_and_evaluate", study_name="flow", max_epochs=2)
         assert again["test_evaluations"] == 2 and "2 times" in again["warnings"][0]
         check_saved_model(ws, "flow", again)
+
+        await check_plots(client, ws)
 
         X_new = np.random.default_rng(0).normal(size=(5, 64, 3)).astype(np.float32)
         np.savez(ws / "new.npz", X=X_new)
@@ -115,6 +157,29 @@ async def test_full_flow_over_stdio(tmp_path: Path) -> None:
     assert all(t.state != optuna.trial.TrialState.RUNNING for t in study.trials)
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert all(t.intermediate_values for t in pruned)
+
+
+async def check_plots(client: Any, ws: Path) -> None:
+    """Every kind comes back as a PNG the assistant can see, plus an interactive HTML file."""
+    import base64
+    import io
+
+    import matplotlib.image
+
+    result = await client.call_tool("plot_history", {"study_name": "flow", "kind": "all"})
+    assert not result.is_error, result.content
+    report = result.structured_content
+    assert [p["kind"] for p in report["plots"]] == list(PLOT_KINDS), report["skipped"]
+    images = [c for c in result.content if c.type == "image"]
+    assert len(images) == len(PLOT_KINDS)
+    for image, plot in zip(images, report["plots"], strict=True):
+        assert image.mime_type == "image/png"
+        pixels = matplotlib.image.imread(io.BytesIO(base64.b64decode(image.data)), format="png")
+        assert pixels.shape[0] == plot["height"] >= 400 and pixels.shape[1] == plot["width"] >= 600
+        html = Path(plot["html_path"]).read_text()
+        assert "Plotly.newPlot" in html and "plotly.min.js" in html
+        assert "flow" in plot["title"] and "val_loss" in plot["title"]
+    assert (ws / "studies" / "flow" / "plots" / "plotly.min.js").is_file()
 
 
 def check_final_metrics(final: dict[str, Any]) -> None:

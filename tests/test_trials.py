@@ -214,12 +214,6 @@ async def test_a_raising_trainer_fails_with_the_exception_text(ws: Workspace) ->
     assert failed.user_attrs["fail_reason"] == "RuntimeError: fake trainer asked to fail"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tools/worker.py _run_guarded: the traceback of a raising trainer is printed to the "
-    "worker's stderr but not put in TrialResult.stderr_tail, and server/workers.py only attaches "
-    "the stderr tail on crash/timeout; so the trial gets no 'stderr_tail' user attr",
-)
 async def test_a_raising_trainer_keeps_its_traceback_on_the_trial(ws: Workspace) -> None:
     make_study(ws, pruner=NO_PRUNING)
     await run_plan(ws, RunPlan(n_trials=1), fake(env={"SEQTUNE_FAKE_FAULTS": "raise:0"}))

@@ -19,7 +19,6 @@ from conftest import pid_alive, worker_processes
 
 from server import workers as workers_module
 from server.workers import PoolSettings, WorkerPool, available_cpus
-from tools.errors import WorkerCrashed
 from tools.protocol import Decision, EpochReport, TrialJob, TrialResult
 
 pytestmark = pytest.mark.anyio
@@ -165,14 +164,22 @@ async def test_idle_workers_are_capped() -> None:
         assert [p.pid for p in worker_processes()] == pool.live_pids
 
 
-async def test_a_worker_that_cannot_start_raises_with_its_stderr() -> None:
+async def test_a_worker_that_cannot_start_fails_the_trial_with_its_stderr() -> None:
     async with WorkerPool(PoolSettings(trainer="bogus", pin_cpus=False)) as pool:
-        with pytest.raises(WorkerCrashed) as info:
-            await run(pool, 0)
-        assert pool.live_pids == []
-    message = str(info.value)
-    assert message.startswith("worker failed to start")
-    assert "invalid choice: 'bogus'" in message  # the worker's stderr tail
+        result = await run(pool, 0)
+        assert pool.live_pids == [] and worker_processes() == []
+    assert result.state == "fail"
+    assert result.reason is not None and result.reason.startswith("worker failed to start")
+    assert "exited (code 2)" in result.reason
+    assert "invalid choice: 'bogus'" in (result.stderr_tail or "")  # argparse's complaint
+
+
+async def test_a_raising_trainer_returns_its_traceback() -> None:
+    async with WorkerPool(fake(env={"SEQTUNE_FAKE_FAULTS": "raise:0"})) as pool:
+        result = await run(pool, 0)
+    assert result.state == "fail"
+    assert "Traceback" in (result.stderr_tail or "")
+    assert "RuntimeError: fake trainer asked to fail" in (result.stderr_tail or "")
 
 
 async def test_a_cancelled_trial_kills_its_worker() -> None:

@@ -6,3 +6,8 @@ Imported first by `tools.plots`, so it runs before optuna's plotting modules loa
 import matplotlib
 
 matplotlib.use("Agg")
+
+import logging
+
+# matplotlib logs every categorical axis of numeric-looking strings at INFO: noise here.
+logging.getLogger("matplotlib").setLevel(logging.WARNING)

@@ -44,6 +44,17 @@ def matplotlib_figure(request: PlotRequest) -> Iterator[Figure]:
 
 
 def png_bytes(fig: Figure) -> bytes:
+    try:
+        return _saved(fig)
+    except (ZeroDivisionError, ValueError):
+        # Constrained layout cannot solve some grids (e.g. a 2-param contour with a
+        # collapsed axis): fall back to fixed margins rather than fail the plot.
+        fig.set_layout_engine("none")
+        fig.subplots_adjust(left=0.1, right=0.88, bottom=0.12, top=0.88, wspace=0.3, hspace=0.3)
+        return _saved(fig)
+
+
+def _saved(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
