@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--trials", type=int, default=12)
     demo.add_argument("--workers", type=int, default=2)
     demo.add_argument("--epochs", type=int, default=12)
+    demo.add_argument("--final-epochs", type=int, default=40)
     demo.add_argument("--study", default="gait-demo")
     demo.set_defaults(handler=_demo)
 

@@ -97,7 +97,25 @@ async def run_demo(args: argparse.Namespace, workspace: Path) -> None:
         assert report is not None
         _print_run(report)
         best = await call(client, "best_params", study_name=args.study)
-        _print_best(best, study)
+        _print_best(best)
+        print("\nretraining the best configuration, then one evaluation on the test split...")
+        final = await client.call_tool(
+            "retrain_and_evaluate",
+            {"study_name": args.study, "max_epochs": args.final_epochs, "patience": 8},
+            progress_callback=ProgressBar(args.final_epochs),
+        )
+        print()
+        if final.is_error:
+            raise SeqtuneError(str(final.content))
+        assert final.structured_content is not None
+        _print_final(final.structured_content)
+        plots = await call(client, "plot_history", study_name=args.study, kind="all", format="html")
+        print("\nplots (PNG for viewing, HTML for interactive exploration):")
+        for plot in plots["plots"]:
+            print(f"  {plot['kind']:<22} {plot['png_path']}")
+        for kind, why in plots["skipped"].items():
+            print(f"  {kind:<22} skipped: {why}")
+        _print_storage(study)
 
 
 def _print_run(report: dict[str, Any]) -> None:
@@ -114,10 +132,41 @@ def _print_run(report: dict[str, Any]) -> None:
     print(f"study trials by state: {counts}")
 
 
-def _print_best(best: dict[str, Any], study: dict[str, Any]) -> None:
+def _print_best(best: dict[str, Any]) -> None:
     print(f"\nbest trial {best['best_trial']}: {best['metric']} = {best['best_value']:.4f}")
     for name, value in best["params"].items():
         print(f"  {name:<18} {_short(value)}")
+
+
+def _print_final(final: dict[str, Any]) -> None:
+    print(
+        f"final model: {final['epochs_trained']} epochs, best checkpoint at epoch "
+        f"{final['best_epoch']} ({final['monitor']})"
+    )
+    print(f"{'':<22}{'val':>8}{'test':>8}")
+    for name in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"):
+        val, test = final["val"][name], final["test"][name]
+        print(f"  {name:<20}{_metric(val):>8}{_metric(test):>8}")
+    test = final["test"]
+    print(f"  test confusion matrix (rows: true {test['labels']}): {test['confusion_matrix']}")
+    tuned = final["tuned_threshold"]
+    if tuned:
+        print(
+            f"  threshold chosen on val for best F1: {tuned['threshold']:.3f} -> test F1 "
+            f"{tuned['test']['f1']:.3f}, balanced accuracy {tuned['test']['balanced_accuracy']:.3f}"
+        )
+    for warning in final["warnings"]:
+        print(f"  warning: {warning}")
+    print("artifacts:")
+    for name, path in final["artifacts"].items():
+        print(f"  {name:<12} {path}")
+
+
+def _metric(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _print_storage(study: dict[str, Any]) -> None:
     storage = study["storage"]
     print(f"\nstudy database: {storage}")
     print(f"try: optuna best-trial --study-name {study['study_name']} --storage {storage}")
