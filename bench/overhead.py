@@ -10,6 +10,7 @@ warm worker; the cold start parts are reported beside it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -71,7 +72,7 @@ CONFIGS = {
 }
 
 
-async def run(mode: str, scratch: Path) -> dict[str, Any]:
+async def run(mode: str, scratch: Path, results_dir: Path) -> dict[str, Any]:
     config = CONFIGS[mode]
     plain = await run_plain_loop(config, scratch / "plain")
     served = await run_seqtune(config, scratch / "seqtune")
@@ -157,7 +158,7 @@ def per_trial_means(trials: list[dict[str, Any]]) -> dict[str, float]:
         "fit_s": mean(t["timings"].get("fit_s", 0.0) for t in trials),
         "build_s": mean(t["timings"].get("build_s", 0.0) for t in trials),
         "load_s": mean(t["timings"].get("load_s", 0.0) for t in trials),
-        "gap_s": mean(b["start"] - a["complete"] for a, b in zip(trials, trials[1:], strict=False)),
+        "gap_s": mean(b["start"] - a["complete"] for a, b in itertools.pairwise(trials)),
         "epochs": mean(t["epochs"] for t in trials),
     }
     parts["outside_fit_s"] = parts["wall_s"] - parts["fit_s"]
@@ -180,8 +181,16 @@ def compare_values(plain: list[dict[str, Any]], served: list[dict[str, Any]]) ->
         va, vb = a["value"], b.get("value")
         diff = None if va is None or vb is None else abs(va - vb)
         same_params = a["params"] == b.get("params")
-        rows.append({"number": a["number"], "plain": va, "seqtune": vb, "abs_diff": diff,
-                     "identical": va == vb and va is not None, "same_params": same_params})
+        rows.append(
+            {
+                "number": a["number"],
+                "plain": va,
+                "seqtune": vb,
+                "abs_diff": diff,
+                "identical": va == vb and va is not None,
+                "same_params": same_params,
+            }
+        )
     diffs = [r["abs_diff"] for r in rows if r["abs_diff"] is not None]
     return {
         "identical": bool(rows) and all(r["identical"] for r in rows),
@@ -203,7 +212,9 @@ def worker_cold_start(served: dict[str, Any]) -> dict[str, float | None]:
     }
 
 
-def analyse(config: OverheadConfig, plain: dict[str, Any], served: dict[str, Any]) -> dict[str, Any]:
+def analyse(
+    config: OverheadConfig, plain: dict[str, Any], served: dict[str, Any]
+) -> dict[str, Any]:
     n = config.n_trials
     a_opt, b_run = plain["phases"]["optimize_s"], served["run_wall_s"]
     a_parts, b_parts = per_trial_means(plain["trials"]), per_trial_means(served["trials"])
@@ -212,33 +223,46 @@ def analyse(config: OverheadConfig, plain: dict[str, Any], served: dict[str, Any
     cold = worker_cold_start(served)
     plain_e2e = plain["process_wall_s"] - plain["phases"]["warmup_s"]
     seqtune_e2e = (
-        served["startup_s"]
-        + cold["spawn_import_ready_s"]
-        + served["create_study_s"]
-        + b_run
+        served["startup_s"] + cold["spawn_import_ready_s"] + served["create_study_s"] + b_run
     )
     ratio = b_run / a_opt
     values = compare_values(plain["trials"], served["trials"])
     return {
-        "plain": {"optimize_s": a_opt, "phases": plain["phases"],
-                  "process_wall_s": plain["process_wall_s"], "per_trial": a_parts,
-                  "threads": plain["threads"], "trials": plain["trials"]},
-        "seqtune": {"run_wall_s": b_run, "startup_s": served["startup_s"],
-                    "create_study_s": served["create_study_s"], "worker_cold_start": cold,
-                    "per_trial": b_parts, "run_fixed_s": run_fixed(served, b_parts, n),
-                    "warmup": served["warmup"], "worker_starts": served["worker_starts"],
-                    "trials": served["trials"]},
+        "plain": {
+            "optimize_s": a_opt,
+            "phases": plain["phases"],
+            "process_wall_s": plain["process_wall_s"],
+            "per_trial": a_parts,
+            "threads": plain["threads"],
+            "trials": plain["trials"],
+        },
+        "seqtune": {
+            "run_wall_s": b_run,
+            "startup_s": served["startup_s"],
+            "create_study_s": served["create_study_s"],
+            "worker_cold_start": cold,
+            "per_trial": b_parts,
+            "run_fixed_s": run_fixed(served, b_parts, n),
+            "warmup": served["warmup"],
+            "worker_starts": served["worker_starts"],
+            "trials": served["trials"],
+        },
         "ratio": ratio,
         "ratio_same_fit_time": (a_fit_total + b_nonfit_total) / a_opt,
         "overhead_per_trial_s": (b_run - a_opt) / n,
-        "cold_end_to_end": {"plain_s": plain_e2e, "seqtune_s": seqtune_e2e,
-                            "ratio": seqtune_e2e / plain_e2e},
+        "cold_end_to_end": {
+            "plain_s": plain_e2e,
+            "seqtune_s": seqtune_e2e,
+            "ratio": seqtune_e2e / plain_e2e,
+        },
         "values": values,
         "targets": {
-            "ratio": target(f"seqtune/plain wall <= {RATIO_TARGET} (warm worker)", ratio,
-                            ratio <= RATIO_TARGET),
-            "identical_values": target("identical trial values", values["n_identical"],
-                                       values["identical"]),
+            "ratio": target(
+                f"seqtune/plain wall <= {RATIO_TARGET} (warm worker)", ratio, ratio <= RATIO_TARGET
+            ),
+            "identical_values": target(
+                "identical trial values", values["n_identical"], values["identical"]
+            ),
         },
     }
 

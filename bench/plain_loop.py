@@ -158,8 +158,9 @@ def main(argv: list[str]) -> None:
     if spec.get("warmup", True):
         optimize(spec, make_objective(data, spec, keras, max_epochs=1), 1, spec["seed"])
     warmed = time.perf_counter()
-    study = optimize(spec, make_objective(data, spec, keras, spec["max_epochs"]), spec["n_trials"],
-                     spec["seed"])
+    study = optimize(
+        spec, make_objective(data, spec, keras, spec["max_epochs"]), spec["n_trials"], spec["seed"]
+    )
     done = time.perf_counter()
     phases = {
         "import_s": imported - started,

@@ -51,7 +51,7 @@ CONFIGS = {
 }
 
 
-async def run(mode: str, scratch: Path) -> dict[str, Any]:
+async def run(mode: str, scratch: Path, results_dir: Path) -> dict[str, Any]:
     config = CONFIGS[mode]
     workspace = scratch / "ws"
     runs = []
@@ -60,8 +60,9 @@ async def run(mode: str, scratch: Path) -> dict[str, Any]:
         for seed in config.seeds:
             for pruner in config.pruners:
                 name = f"pruning-{pruner}-s{seed}"
-                await call(server.client, "create_study", **study_arguments(config, name, pruner,
-                                                                             seed))
+                await call(
+                    server.client, "create_study", **study_arguments(config, name, pruner, seed)
+                )
                 _, wall = await run_to_end(server.client, name, config.n_trials, config.n_workers)
                 runs.append(study_outcome(workspace, name, pruner, seed, wall))
     return {"config": asdict(config), "runs": runs, **summarise(config, runs)}
@@ -82,7 +83,9 @@ def study_arguments(config: PruningConfig, name: str, pruner: str, seed: int) ->
     }
 
 
-def study_outcome(workspace: Path, name: str, pruner: str, seed: int, wall: float) -> dict[str, Any]:
+def study_outcome(
+    workspace: Path, name: str, pruner: str, seed: int, wall: float
+) -> dict[str, Any]:
     trials = stored_trials(workspace, name)
     values = [t.value for t in trials if t.value is not None]
     states = [t.state.name for t in trials]
@@ -101,11 +104,10 @@ def study_outcome(workspace: Path, name: str, pruner: str, seed: int, wall: floa
 def summarise(config: PruningConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
     baseline = {r["seed"]: r for r in runs if r["pruner"] == "none"}
     per_pruner = {p: pruner_summary(p, runs, baseline) for p in config.pruners}
-    meeting = [
-        p for p, s in per_pruner.items() if p != "none" and s["meets_target"]
-    ]
-    best_saving = max((s["epoch_saving"] for p, s in per_pruner.items() if p != "none"),
-                      default=None)
+    meeting = [p for p, s in per_pruner.items() if p != "none" and s["meets_target"]]
+    best_saving = max(
+        (s["epoch_saving"] for p, s in per_pruner.items() if p != "none"), default=None
+    )
     description = (
         f">= {EPOCH_SAVING_TARGET:.0%} fewer epochs than no pruning with the best value "
         f"within {VALUE_TOLERANCE} (mean over seeds)"
@@ -117,7 +119,9 @@ def summarise(config: PruningConfig, runs: list[dict[str, Any]]) -> dict[str, An
     }
 
 
-def pruner_summary(pruner: str, runs: list[dict[str, Any]], baseline: dict[int, Any]) -> dict[str, Any]:
+def pruner_summary(
+    pruner: str, runs: list[dict[str, Any]], baseline: dict[int, Any]
+) -> dict[str, Any]:
     mine = [r for r in runs if r["pruner"] == pruner]
     savings = [1 - r["epochs"] / baseline[r["seed"]]["epochs"] for r in mine]
     wall_savings = [1 - r["wall_s"] / baseline[r["seed"]]["wall_s"] for r in mine]
@@ -136,7 +140,8 @@ def pruner_summary(pruner: str, runs: list[dict[str, Any]], baseline: dict[int, 
         "wall_saving": mean(wall_savings),
         "best_value_gap": gap,
         "worst_gap": max(gaps) if gaps else None,
-        "meets_target": saving >= EPOCH_SAVING_TARGET and gap is not None
+        "meets_target": saving >= EPOCH_SAVING_TARGET
+        and gap is not None
         and gap <= VALUE_TOLERANCE,
     }
 
@@ -157,8 +162,17 @@ def markdown(result: dict[str, Any]) -> str:
                 "-" if pruner == "none" else ("yes" if s["meets_target"] else "no"),
             )
         )
-    header = ("pruner", "epochs", "fewer epochs", "wall s", "less wall", "pruned trials",
-              "best value", "gap to none", "target met")
+    header = (
+        "pruner",
+        "epochs",
+        "fewer epochs",
+        "wall s",
+        "less wall",
+        "pruned trials",
+        "best value",
+        "gap to none",
+        "target met",
+    )
     config = result["config"]
     note = (
         f"Means over seeds {list(config['seeds'])}; {config['n_trials']} trials each, "

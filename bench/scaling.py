@@ -66,10 +66,12 @@ CONFIGS = {
 }
 
 
-async def run(mode: str, scratch: Path) -> dict[str, Any]:
+async def run(mode: str, scratch: Path, results_dir: Path) -> dict[str, Any]:
     config = CONFIGS[mode]
-    setups = [await run_setup(config, setup, scratch / f"setup{i}") for i, setup in
-              enumerate(config.setups)]
+    setups = [
+        await run_setup(config, setup, scratch / f"setup{i}")
+        for i, setup in enumerate(config.setups)
+    ]
     return {"config": asdict(config), **summarise(setups)}
 
 
@@ -140,8 +142,15 @@ def markdown(result: dict[str, Any]) -> str:
         )
         for s in result["setups"]
     ]
-    header = ("setup", "run wall s", "trials/hour", "trials/hour (first start to last end)",
-              "speedup", "trial wall s", "model.fit s")
+    header = (
+        "setup",
+        "run wall s",
+        "trials/hour",
+        "trials/hour (first start to last end)",
+        "speedup",
+        "trial wall s",
+        "model.fit s",
+    )
     config = result["config"]
     note = (
         f"{config['n_trials']} trials of one fixed config ({config['dataset']}, "

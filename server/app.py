@@ -25,6 +25,7 @@ from server.study_tools import register_study_tools
 from server.workers import WorkerPool
 from tools import results, studies
 from tools.errors import SeqtuneError
+from tools.trials import fail_orphans_in_all_studies
 from tools.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,13 @@ def create_server(settings: Settings, lifecycle: Lifecycle | None = None) -> MCP
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[AppState]:
+        orphans = await anyio.to_thread.run_sync(fail_orphans_in_all_studies, ws)
+        for study_name, numbers in orphans.items():
+            log.warning(
+                "study '%s': trials %s were left RUNNING by a process that died; marked FAIL",
+                study_name,
+                numbers,
+            )
         async with WorkerPool(settings.pool_settings()) as pool, anyio.create_task_group() as tg:
             state = AppState(settings, ws, pool, RunManager(ws, pool, tg))
             lifecycle.states.append(state)

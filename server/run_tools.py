@@ -51,6 +51,15 @@ def register_run_tools(server: MCPServer) -> None:
             list[dict[str, Any]] | None,
             Field(max_length=100, description="Param sets to try first, e.g. a known good config."),
         ] = None,
+        retry_failed: Annotated[
+            int,
+            Field(
+                ge=0,
+                le=5,
+                description="Run a failed trial's params again up to this many times (each "
+                "retry is a new trial recording retry_of; it counts toward n_trials).",
+            ),
+        ] = 0,
         wait_s: Annotated[
             float | None,
             Field(
@@ -81,6 +90,7 @@ def register_run_tools(server: MCPServer) -> None:
                 n_workers=workers,
                 enqueue=enqueue or [],
                 max_consecutive_failures=state.settings.max_consecutive_failures,
+                max_retries=retry_failed,
             )
             run = await state.runs.start(study_name, plan)
             try:
@@ -138,8 +148,14 @@ def _wait(state: AppState, wait_s: float | None) -> float:
 
 
 def _progress_sink(ctx: Context) -> Any:
+    """Forward run events as MCP progress; the value must increase with each notification."""
+    last = -1.0
+
     async def sink(event: RunEvent) -> None:
-        if event.kind != "started":
-            await ctx.report_progress(event.finished, event.total, event.message)
+        nonlocal last
+        if event.kind == "started" or event.progress <= last:
+            return
+        last = event.progress
+        await ctx.report_progress(round(event.progress, 4), event.total, event.message)
 
     return sink

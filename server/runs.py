@@ -82,6 +82,7 @@ class RunManager:
     def __init__(self, ws: Workspace, executor: WorkerPool, tg: anyio.abc.TaskGroup) -> None:
         self.ws, self.executor, self._tg = ws, executor, tg
         self.runs: dict[str, Run] = {}
+        self._starting: set[str] = set()
 
     def active_on(self, study_name: str) -> Run | None:
         return next(
@@ -97,6 +98,11 @@ class RunManager:
                 f"run {busy.id} is already running on study '{study_name}'; wait for it with "
                 f"get_run('{busy.id}') or stop it with cancel_run('{busy.id}')"
             )
+        if study_name in self._starting:
+            raise StudyBusy(
+                f"a run is already running on study '{study_name}' (it is starting); wait for "
+                "it with get_run, or stop it with cancel_run"
+            )
         run_id = uuid.uuid4().hex[:12]
         run: Run | None = None
 
@@ -105,7 +111,11 @@ class RunManager:
                 run.publish(event)
 
         trial_run = TrialRun(self.ws, study_name, self.executor, plan, on_event)
-        await trial_run.prepare()
+        self._starting.add(study_name)  # held across the await: one run per study
+        try:
+            await trial_run.prepare()
+        finally:
+            self._starting.discard(study_name)
         run = Run(id=run_id, study_name=study_name, plan=plan, trial_run=trial_run)
         self.runs[run_id] = run
         self._tg.start_soon(self._drive, run)

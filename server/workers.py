@@ -163,6 +163,7 @@ class WorkerPool:
         self._live: set[Worker] = set()
         self._tg: anyio.abc.TaskGroup | None = None
         self._cpus = available_cpus()
+        self._starting: list[tuple[int, ...]] = []
 
     async def __aenter__(self) -> WorkerPool:
         self._tg = anyio.create_task_group()
@@ -225,12 +226,17 @@ class WorkerPool:
 
     async def _watched(self, worker: Worker, work: Awaitable[T]) -> T:
         """Await `work` while a watchdog kills the worker if its memory passes the hard limit."""
+        error: Exception | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_memory, worker)
             try:
                 result = await work
+            except Exception as exc:  # re-raised below, not wrapped in an ExceptionGroup
+                error = exc
             finally:
                 tg.cancel_scope.cancel()
+        if error is not None:
+            raise error
         return result
 
     async def _watch_memory(self, worker: Worker) -> None:
@@ -314,8 +320,9 @@ class WorkerPool:
         if not self.settings.pin_cpus or threads >= len(self._cpus):
             return ()
         load = {cpu: 0 for cpu in self._cpus}
-        for worker in self._live:
-            for cpu in worker.cpus:
+        taken = [w.cpus for w in self._live] + self._starting
+        for cpus in taken:
+            for cpu in cpus:
                 load[cpu] += 1
         return tuple(sorted(sorted(load, key=lambda c: (load[c], c))[:threads]))
 
@@ -340,14 +347,18 @@ class WorkerPool:
             "TF_FORCE_GPU_ALLOW_GROWTH": "true",
             **self.settings.env,
         }
-        process = await anyio.open_process(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            start_new_session=True,
-        )
+        self._starting.append(cpus)  # so workers started together take different cores
+        try:
+            process = await anyio.open_process(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
+        finally:
+            self._starting.remove(cpus)
         worker = Worker(process, threads, cpus)
         self._live.add(worker)
         self._tg.start_soon(_collect_stderr, worker)
@@ -356,8 +367,10 @@ class WorkerPool:
                 kind, body = await worker.read_message()
             if kind != "ready":
                 raise WorkerCrashed(f"expected 'ready', got '{kind}'")
-        except (TimeoutError, WorkerCrashed) as exc:
-            await self._discard(worker)
+        except BaseException as exc:
+            await self._discard(worker)  # also when cancelled: a half-started worker must go
+            if not isinstance(exc, TimeoutError | WorkerCrashed):
+                raise
             raise WorkerStartFailed(
                 f"worker failed to start ({exc or 'timed out'})", worker.tail()
             ) from exc

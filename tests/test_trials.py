@@ -200,10 +200,10 @@ async def test_a_crashed_worker_fails_its_trial_and_the_run_goes_on(ws: Workspac
 
 async def test_a_hung_worker_fails_with_timed_out(ws: Workspace) -> None:
     make_study(ws, pruner=NO_PRUNING)
-    settings = fake(trial_timeout_s=0.5, env={"SEQTUNE_FAKE_FAULTS": "hang:0"})
+    settings = fake(trial_timeout_s=0.3, env={"SEQTUNE_FAKE_FAULTS": "hang:0"})
     await run_plan(ws, RunPlan(n_trials=2), settings)
     assert states(ws) == ["FAIL", "COMPLETE"]
-    assert trials(ws)[0].user_attrs["fail_reason"] == "trial timed out after 0.5 s"
+    assert trials(ws)[0].user_attrs["fail_reason"] == "trial timed out after 0.3 s"
 
 
 async def test_a_raising_trainer_fails_with_the_exception_text(ws: Workspace) -> None:

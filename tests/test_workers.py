@@ -205,10 +205,10 @@ def slow_python(tmp_path: Path, delay: float) -> str:
     "process stays alive in _live, never idle, never reused, until the pool closes",
 )
 async def test_cancelling_while_a_worker_starts_leaves_no_process(tmp_path: Path) -> None:
-    async with WorkerPool(fake(python=slow_python(tmp_path, 1.0))) as pool:
-        with anyio.move_on_after(0.4):
+    async with WorkerPool(fake(python=slow_python(tmp_path, 0.6))) as pool:
+        with anyio.move_on_after(0.3):
             await run(pool, 0)
-        await anyio.sleep(1.2)  # past the start delay: a leaked worker would be up by now
+        await anyio.sleep(0.8)  # past the start delay: a leaked worker would be up by now
         assert worker_processes() == []
         assert pool.live_pids == []
 

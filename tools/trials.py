@@ -23,9 +23,10 @@ import anyio
 import optuna
 from pydantic import BaseModel, Field
 
+from tools.errors import SeqtuneError
 from tools.protocol import Decision, EpochReport, TrialJob, TrialResult
 from tools.search_space import check_enqueued, resolve_search_space, suggest_params
-from tools.studies import ensure_prepared, load_study
+from tools.studies import ensure_prepared, load_study, study_names
 from tools.workspace import Workspace
 
 T = TypeVar("T")
@@ -63,6 +64,7 @@ class RunPlan:
     n_workers: int = 1
     enqueue: list[dict[str, Any]] = field(default_factory=list)
     max_consecutive_failures: int = 5
+    max_retries: int = 0
 
 
 @dataclass
@@ -72,6 +74,7 @@ class RunEvent:
     message: str
     finished: int
     total: int | None
+    progress: float  # finished trials plus the running trials' share of their epochs
 
 
 @dataclass
@@ -108,6 +111,7 @@ class TrialRun:
         self._deadline = math.inf
         self._limiter = anyio.CapacityLimiter(1)
         self._context: tuple[Any, ...] | None = None
+        self._max_epochs = 1
 
     async def prepare(self) -> None:
         """Open the study and check the plan; errors surface here, before any trial starts."""
@@ -115,6 +119,7 @@ class TrialRun:
 
     def _open(self) -> tuple[Any, ...]:
         study, config = load_study(self.ws, self.study_name, resume=True)
+        self._max_epochs = config.max_epochs
         fail_orphaned_trials(study)
         space = resolve_search_space(config.search_space)
         for params in self.plan.enqueue:
@@ -224,12 +229,22 @@ class TrialRun:
             _record(trial, info, result)
             value = result.value if state == optuna.trial.TrialState.COMPLETE else None
             frozen = study.tell(trial, value, state=state, skip_if_finished=True)
+            if state == optuna.trial.TrialState.FAIL and result.reason != "cancelled":
+                self._maybe_retry(study, frozen)
             return frozen.value
 
         info.value = await _storage(tell, self._limiter)
         info.state = state.name
         self._count(info, config_direction=study.direction)
         self._emit("finished", trial.number, self._finished_message(info))
+
+    def _maybe_retry(self, study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
+        """Queue the failed trial's params again (it runs within the same trial budget)."""
+        attempt = int(failed.user_attrs.get("retry_count", 0)) + 1
+        if attempt > self.plan.max_retries:
+            return
+        origin = int(failed.user_attrs.get("retry_of", failed.number))
+        study.enqueue_trial(failed.params, user_attrs={"retry_of": origin, "retry_count": attempt})
 
     def _count(self, info: TrialInfo, config_direction: optuna.study.StudyDirection) -> None:
         self.state.finished += 1
@@ -260,7 +275,11 @@ class TrialRun:
         return head + detail + (f"; best {best:.4f}" if best is not None else "")
 
     def _emit(self, kind: Literal["started", "epoch", "finished"], trial: int, msg: str) -> None:
-        self.on_event(RunEvent(kind, trial, msg, self.state.finished, self.plan.n_trials))
+        state = self.state
+        running = [t.epochs for t in state.trials.values() if t.state == "RUNNING"]
+        share = sum(running) / (self._max_epochs * max(1, self.plan.n_workers))
+        progress = state.finished + min(share, 0.99)
+        self.on_event(RunEvent(kind, trial, msg, state.finished, self.plan.n_trials, progress))
 
 
 def _record(trial: optuna.Trial, info: TrialInfo, result: TrialResult) -> None:
@@ -294,6 +313,19 @@ def fail_orphaned_trials(study: optuna.Study) -> list[int]:
         storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         orphans.append(trial.number)
     return orphans
+
+
+def fail_orphans_in_all_studies(ws: Workspace) -> dict[str, list[int]]:
+    """At server start: end what a killed seqtune process left RUNNING, in every study."""
+    failed = {}
+    for name in study_names(ws):
+        try:
+            study, _ = load_study(ws, name)
+        except SeqtuneError:
+            continue  # not a seqtune study: not ours to touch
+        if orphans := fail_orphaned_trials(study):
+            failed[name] = orphans
+    return failed
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,172 @@
+"""Item 6: where the slow calls spend their time, measured in-process.
+
+The server runs `best_params` and `list_trials` as `tools.results` functions
+in a worker thread, which cProfile in the server's main thread would not
+see; so they are profiled here on the same study database, with a
+`Workspace` like the server's. The fix measured beside them keeps one Optuna
+trial cache per workspace (`optuna.storages.get_storage` wraps the RDB
+storage in `_CachedStorage`, as `optuna.load_study(storage=url)` does), so
+only new or unfinished trials are read on later calls. Server startup is
+profiled with `python -X importtime`.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import os
+import pstats
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from bench.common import REPO, markdown_table, median, rounded
+from tools import results
+from tools.workspace import Workspace
+
+REPEATS = 5
+TOP = 8
+
+
+class CachedWorkspace(Workspace):
+    """The proposed fix: the workspace's storage wrapped once in Optuna's trial cache."""
+
+    def storage(self) -> optuna.storages.BaseStorage:
+        if not hasattr(self, "_cached"):
+            self._cached = optuna.storages.get_storage(super().storage())
+        cached: optuna.storages.BaseStorage = self._cached
+        return cached
+
+
+def tool_calls(ws: Workspace, study: str) -> dict[str, Callable[[], Any]]:
+    return {
+        "best_params": lambda: results.best_params(ws, study),
+        "list_trials": lambda: results.list_trials(ws, study, None, 100, "number"),
+    }
+
+
+def profile(workspace: Path, study: str, data_root: Path) -> dict[str, Any]:
+    current = Workspace(root=workspace, data_roots=(data_root,))
+    fixed = CachedWorkspace(root=workspace, data_roots=(data_root,))
+    out: dict[str, Any] = {}
+    for name, call in tool_calls(current, study).items():
+        out[name] = {"seconds": repeat_median(call), "profile": profile_call(call)}
+    for name, call in tool_calls(fixed, study).items():
+        first = timed(call)
+        out[name]["with_trial_cache"] = {"first_s": first, "later_s": repeat_median(call)}
+    out["same_answers"] = same_answers(current, fixed, study)
+    out["startup_imports"] = import_profile()
+    return out
+
+
+def timed(call: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+def repeat_median(call: Callable[[], Any]) -> float:
+    return median(timed(call) for _ in range(REPEATS))
+
+
+def profile_call(call: Callable[[], Any]) -> dict[str, Any]:
+    profiler = cProfile.Profile()
+    profiler.runcall(call)
+    stats = pstats.Stats(profiler)
+    total = sum(entry[2] for entry in stats.stats.values())  # type: ignore[attr-defined]
+    reads = [c[3] for (_, _, func), c in stats.stats.items() if func == "_get_trials"]  # type: ignore[attr-defined]
+    return {
+        "total_s": total,
+        "rdb_get_trials_s": max(reads, default=0.0),
+        "by_self_time": top_entries(stats, key=2),
+        "by_cumulative": top_entries(stats, key=3),
+    }
+
+
+def top_entries(stats: pstats.Stats, key: int) -> list[dict[str, Any]]:
+    entries = stats.stats.items()  # type: ignore[attr-defined]
+    ranked = sorted(entries, key=lambda item: item[1][key], reverse=True)[:TOP]
+    return [
+        {
+            "function": f"{short_path(path)}:{line}({func})",
+            "calls": counts[1],
+            "self_s": counts[2],
+            "cumulative_s": counts[3],
+        }
+        for (path, line, func), counts in ranked
+    ]
+
+
+def short_path(path: str) -> str:
+    for marker in ("site-packages/", str(REPO) + "/", sysconfig.get_paths()["stdlib"] + "/"):
+        if marker in path:
+            return path.split(marker, 1)[1]
+    return path
+
+
+def same_answers(current: Workspace, fixed: Workspace, study: str) -> bool:
+    a, b = results.best_params(current, study), results.best_params(fixed, study)
+    c, d = (results.list_trials(ws, study, None, 100, "number") for ws in (current, fixed))
+    return a == b and c == d
+
+
+def import_profile() -> dict[str, Any]:
+    """`python -X importtime`: the heaviest packages and seqtune modules behind startup."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-X", "importtime", "-c", "import server.cli, server.app"]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - started
+    heaviest = []
+    for line in done.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) != 3 or not parts[1].strip().isdigit():
+            continue
+        name = parts[2].strip()
+        if "." not in name or name.startswith(("server.", "tools.")):
+            heaviest.append((name, int(parts[1]) / 1e6))
+    heaviest.sort(key=lambda item: item[1], reverse=True)
+    return {"process_wall_s": wall, "heaviest": heaviest[: TOP + 4]}
+
+
+def markdown(profile: dict[str, Any]) -> str:
+    rows = []
+    for name in ("best_params", "list_trials"):
+        entry = profile[name]
+        cache = entry["with_trial_cache"]
+        rows.append((name, ms(entry["seconds"]), ms(cache["first_s"]), ms(cache["later_s"])))
+    fix = markdown_table(
+        ("in-process call", "now ms (median)", "with trial cache: first ms", "later ms"), rows
+    )
+    hot = markdown_table(
+        ("best_params: top self time", "calls", "self s", "cumulative s"),
+        [
+            (e["function"], e["calls"], rounded(e["self_s"]), rounded(e["cumulative_s"]))
+            for e in profile["best_params"]["profile"]["by_self_time"]
+        ],
+    )
+    imports = profile["startup_imports"]
+    startup = markdown_table(
+        ("startup: import (package or seqtune module)", "cumulative s"),
+        [(name, round(seconds, 3)) for name, seconds in imports["heaviest"]],
+    )
+    same = "identical" if profile["same_answers"] else "DIFFERENT"
+    return "\n\n".join(
+        [
+            fix,
+            f"Answers with the trial cache are {same} to the current ones.",
+            hot,
+            f"`import server.cli, server.app` takes {imports['process_wall_s']:.2f} s "
+            "in a fresh interpreter:",
+            startup,
+        ]
+    )
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
