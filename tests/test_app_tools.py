@@ -176,12 +176,6 @@ async def test_create_run_best_list_flow(ws: Workspace, small_npz: str) -> None:
         assert studies["studies"][0]["best_value"] == best_value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/run_tools.py _progress_sink sends `event.finished` for every epoch event, so "
-    "progress repeats (0, 0, 0, 1, 1, ...); the MCP spec says the progress value MUST increase "
-    "with each notification",
-)
 async def test_progress_strictly_increases(ws: Workspace, small_npz: str) -> None:
     values: list[float] = []
 
@@ -262,12 +256,6 @@ def slow_starting_workers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, delay
     monkeypatch.setattr(Settings, "pool_settings", pool_settings)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/workers.py WorkerPool._spawn does not clean up when cancelled while waiting "
-    "for the worker's 'ready' line: cancel_run during a worker's start (TensorFlow import) "
-    "leaves that worker process running until the server exits",
-)
 async def test_cancel_run_while_its_worker_starts_leaves_no_worker(
     ws: Workspace, small_npz: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -198,12 +198,6 @@ def slow_python(tmp_path: Path, delay: float) -> str:
     return str(script)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/workers.py WorkerPool._spawn: a cancellation while waiting for the worker's "
-    "'ready' message skips cleanup (only TimeoutError/WorkerCrashed are handled), so the new "
-    "process stays alive in _live, never idle, never reused, until the pool closes",
-)
 async def test_cancelling_while_a_worker_starts_leaves_no_process(tmp_path: Path) -> None:
     async with WorkerPool(fake(python=slow_python(tmp_path, 0.6))) as pool:
         with anyio.move_on_after(0.3):
@@ -253,12 +247,6 @@ async def test_pinned_workers_share_out_the_cores() -> None:
         assert [w.ready.threads for w in pool._idle if w.ready] == [threads, threads]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/workers.py WorkerPool._pick_cpus/_spawn: CPU load counts only workers already "
-    "in _live, and a worker joins _live after `await anyio.open_process`; workers spawned "
-    "concurrently all pick the same least-loaded cores (K workers piled on one core)",
-)
 async def test_workers_started_together_are_pinned_to_different_cores() -> None:
     needs_two_cpus()
     async with WorkerPool(fake(pin_cpus=True)) as pool:

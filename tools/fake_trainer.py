@@ -6,8 +6,9 @@ trial seed (no TensorFlow, milliseconds per epoch). Tests that claim real
 training use the `keras` trainer instead.
 
 Faults are injected per trial number through `SEQTUNE_FAKE_FAULTS`, e.g.
-"crash:2,hang:4,raise:5": trial 2's process exits hard at its second epoch,
-trial 4 hangs, trial 5 raises an exception.
+"crash:2,hang:4,raise:5,leak:6": trial 2's process exits hard at its second
+epoch, trial 4 hangs, trial 5 raises an exception, trial 6 grabs 32 MB more
+memory every epoch.
 """
 
 from __future__ import annotations
@@ -67,3 +68,8 @@ def _apply_hooks(job: TrialJob, epoch: int) -> None:
         time.sleep(3600)
     if fault == "raise":
         raise RuntimeError("fake trainer asked to fail")
+    if fault == "leak":
+        _leaked.append(b"\x01" * (32 * 2**20))
+
+
+_leaked: list[bytes] = []

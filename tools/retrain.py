@@ -124,9 +124,13 @@ async def retrain_and_evaluate(
         min_lr=request.min_lr,
         seed=config.seed if request.seed is None else request.seed,
     )
-    outcome = await executor.run_task(
-        "retrain", job.model_dump(mode="json"), on_progress, executor.threads_for(1)
-    )
+    try:
+        outcome = await executor.run_task(
+            "retrain", job.model_dump(mode="json"), on_progress, executor.threads_for(1)
+        )
+    except BaseException:
+        _discard_partial(out_dir)  # the previous model and reports stay as they were
+        raise
     return await anyio.to_thread.run_sync(
         _finish,
         ws,
@@ -139,6 +143,11 @@ async def retrain_and_evaluate(
         request,
         time.monotonic() - started,
     )
+
+
+def _discard_partial(out_dir: Path) -> None:
+    for name in (PARTIAL_MODEL, PROBS_FILE):
+        (out_dir / name).unlink(missing_ok=True)
 
 
 def _prepare(ws: Workspace, request: RetrainRequest) -> tuple[Any, ...]:
@@ -235,7 +244,7 @@ def _write_artifacts(out_dir: Path, data_dir: Path, parts: dict[str, Any]) -> di
     paths["model"] = out_dir / "model.keras"
     # The checkpoint replaces the old model only now that training succeeded.
     os.replace(out_dir / PARTIAL_MODEL, paths["model"])
-    (out_dir / PROBS_FILE).unlink(missing_ok=True)
+    _discard_partial(out_dir)
     write_json_atomic(
         paths["best_params"], {"trial_number": parts["trial_number"], "params": parts["params"]}
     )
