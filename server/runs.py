@@ -90,8 +90,8 @@ class RunManager:
             None,
         )
 
-    async def start(self, study_name: str, plan: RunPlan) -> Run:
-        """Check and open the study now (errors raise here), then run in the background."""
+    def ensure_idle(self, study_name: str) -> None:
+        """Raise StudyBusy while a run is active or starting on the study."""
         busy = self.active_on(study_name)
         if busy is not None:
             raise StudyBusy(
@@ -100,9 +100,13 @@ class RunManager:
             )
         if study_name in self._starting:
             raise StudyBusy(
-                f"a run is already running on study '{study_name}' (it is starting); wait for "
-                "it with get_run, or stop it with cancel_run"
+                f"a run is already running on study '{study_name}' (it is starting); wait "
+                "for it with get_run, or stop it with cancel_run"
             )
+
+    async def start(self, study_name: str, plan: RunPlan) -> Run:
+        """Check and open the study now (errors raise here), then run in the background."""
+        self.ensure_idle(study_name)
         run_id = uuid.uuid4().hex[:12]
         run: Run | None = None
 

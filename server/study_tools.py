@@ -14,7 +14,6 @@ from server.errors import tool_errors
 from server.state import READ_ONLY, StudyName, app_state
 from tools import results, studies
 from tools.data import DatasetSummary
-from tools.errors import StudyBusy
 from tools.schemas import (
     CsvOptions,
     Imbalance,
@@ -205,11 +204,6 @@ def register_study_tools(server: MCPServer) -> None:
         """Delete a study, all its trials and its artifacts folder. Cannot be undone."""
         state = app_state(ctx)
         with tool_errors():
-            active = state.runs.active_on(study_name)
-            if active is not None:
-                raise StudyBusy(
-                    f"run {active.id} is running on study '{study_name}'; cancel it first "
-                    f"with cancel_run('{active.id}')"
-                )
+            state.runs.ensure_idle(study_name)
             removed = await anyio.to_thread.run_sync(studies.delete_study, state.ws, study_name)
             return DeleteResult(study_name=study_name, removed=removed)

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -327,12 +328,6 @@ async def test_a_busy_study_refuses_a_second_run_and_deletion(
     assert not ws.study_dir("s").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/runs.py RunManager.start checks active_on() before `await "
-    "trial_run.prepare()` and registers the run only after it: two run_trials calls arriving "
-    "together both pass the StudyBusy check and run on the same study at once",
-)
 async def test_two_simultaneous_runs_on_one_study_are_refused(
     ws: Workspace, small_npz: str, slow_epochs: None
 ) -> None:
@@ -349,6 +344,39 @@ async def test_two_simultaneous_runs_on_one_study_are_refused(
             tg.start_soon(start)
         errors = [r.content[0].text for r in results if r.is_error]
         assert len(errors) == 1 and "is already running on study 's'" in errors[0]
+
+
+async def test_delete_study_refuses_while_a_run_is_starting(
+    ws: Workspace, small_npz: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tools.trials
+
+    real = tools.trials.ensure_prepared
+
+    def slow_ensure_prepared(*args: Any) -> Any:
+        time.sleep(0.6)  # a large dataset being re-checked / rebuilt before the run starts
+        return real(*args)
+
+    monkeypatch.setattr(tools.trials, "ensure_prepared", slow_ensure_prepared)
+    async with Client(make_server(ws)) as client:
+        await create(client)
+        results: dict[str, Any] = {}
+
+        async def start_run() -> None:
+            arguments = {"study_name": "s", "n_trials": 1, "wait_s": 0}
+            results["run"] = await client.call_tool("run_trials", arguments)
+
+        async def delete() -> None:
+            await anyio.sleep(0.3)  # while the run is being prepared
+            results["delete"] = await client.call_tool("delete_study", {"study_name": "s"})
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(start_run)
+            tg.start_soon(delete)
+        outcomes = {name: not r.is_error for name, r in results.items()}
+        assert outcomes != {"run": True, "delete": True}, "the study was deleted under a run"
+        assert "running on study 's'" in results["delete"].content[0].text
+        assert not results["run"].is_error
 
 
 async def test_a_failing_run_reports_failed_with_the_reason(
