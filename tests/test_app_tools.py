@@ -130,8 +130,10 @@ async def test_create_run_best_list_flow(ws: Workspace, small_npz: str) -> None:
         assert summary["study_name"] == "s" and summary["n_trials"] == 0
         assert summary["splits"]["train"]["classes"] == {"a": 56, "b": 56}
 
+        first = {"lstm_units_1": 128, "use_second_lstm": False, "learning_rate": 3e-4}
         result = await client.call_tool(
-            "run_trials", {"study_name": "s", "n_trials": 4, "wait_s": 30},
+            "run_trials",
+            {"study_name": "s", "n_trials": 4, "wait_s": 30, "enqueue": [first]},
             progress_callback=on_progress,
         )
         assert not result.is_error, result.content[0].text
@@ -141,6 +143,7 @@ async def test_create_run_best_list_flow(ws: Workspace, small_npz: str) -> None:
         assert report["finished"] == 4 and report["n_trials"] == 4
         assert [t["number"] for t in report["new_trials"]] == [0, 1, 2, 3]
         assert {t["state"] for t in report["new_trials"]} == {"COMPLETE"}
+        assert {k: report["new_trials"][0]["params"][k] for k in first} == first
         assert report["counts"]["COMPLETE"] == 4 and sum(report["counts"].values()) == 4
         best_value = max(t["value"] for t in report["new_trials"])
         assert report["best_value"] == best_value
@@ -148,7 +151,7 @@ async def test_create_run_best_list_flow(ws: Workspace, small_npz: str) -> None:
 
         assert progress, "no progress notifications"
         values = [p for p, _, _ in progress]
-        assert values == sorted(values) and values[-1] == 4
+        assert values == sorted(values) and values[-1] == 4 and values[0] < 1
         assert {total for _, total, _ in progress} == {4}
         assert all(message and re.match(r"trial \d+ ", message) for _, _, message in progress)
         assert any("complete after 5 epochs" in (m or "") for _, _, m in progress)
@@ -194,11 +197,35 @@ async def test_progress_strictly_increases(ws: Workspace, small_npz: str) -> Non
     assert all(b > a for a, b in zip(values, values[1:], strict=False)), values
 
 
-async def test_describe_dataset(ws: Workspace, small_npz: str) -> None:
+async def test_describe_dataset_and_study_options(ws: Workspace, small_npz: str) -> None:
     async with Client(make_server(ws)) as client:
         summary = await call(client, "describe_dataset", dataset="d.npz")
-    text = json.dumps(summary)
-    assert "120" in text and '"a"' in text and '"b"' in text
+        text = json.dumps(summary)
+        assert "120" in text and '"a"' in text and '"b"' in text
+        study = await create(
+            client,
+            metric="val_loss",
+            pruner={"name": "percentile", "percentile": 30.0},
+            search_space={"use_second_lstm": False, "batch_size": [16, 32]},
+            split={"train": 0.6, "val": 0.2, "test": 0.2},
+        )
+        assert study["direction"] == "minimize"
+        assert study["pruner"]["name"] == "percentile" and study["pruner"]["percentile"] == 30.0
+        assert study["search_space"]["use_second_lstm"] == {"value": False}
+        assert study["search_space"]["batch_size"] == {"choices": [16, 32]}
+        assert study["splits"]["val"]["n"] == 24 and study["splits"]["test"]["n"] == 24
+
+
+async def test_a_time_budget_run(ws: Workspace, small_npz: str) -> None:
+    async with Client(make_server(ws)) as client:
+        await create(client, max_epochs=3, pruner="none")
+        report = await call(
+            client, "run_trials", study_name="s", n_trials=None, timeout_s=0.5, wait_s=20
+        )
+    assert report["state"] == "completed" and report["n_trials"] is None
+    assert report["timeout_s"] == 0.5 and report["finished"] >= 1
+    assert report["counts"]["RUNNING"] == 0
+    assert report["counts"]["COMPLETE"] == report["finished"]
 
 
 async def test_a_short_wait_returns_running_then_get_run_waits(
@@ -318,7 +345,9 @@ async def test_a_busy_study_refuses_a_second_run_and_deletion(
             f"wait for it with get_run('{run_id}') or stop it with cancel_run('{run_id}')"
         )
         text = await error(client, "delete_study", study_name="s")
-        assert f"run {run_id} is running on study 's'; cancel it first" in text
+        assert text.startswith("Error executing tool delete_study: ")
+        assert f"run {run_id} is" in text and "running on study 's'" in text
+        assert f"cancel_run('{run_id}')" in text
         assert (await call(client, "get_run", run_id=run_id))["state"] == "running"
         await call(client, "cancel_run", run_id=run_id)
         deleted = await call(client, "delete_study", study_name="s")

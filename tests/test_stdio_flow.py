@@ -15,6 +15,7 @@ import optuna
 import pytest
 
 from tests.stdio_client import call, call_error, server_processes, stdio_server
+from tools.plots import PLOT_KINDS
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -32,16 +33,6 @@ TOOLS = {
     "predict",
     "plot_history",
 }
-PLOT_KINDS = (
-    "optimization_history",
-    "param_importances",
-    "parallel_coordinate",
-    "intermediate_values",
-    "slice",
-    "contour",
-    "timeline",
-    "training_history",
-)
 # Small and fast, with one config that cannot learn (lr 1e-5) so the median pruner has
 # something to prune once the good ones have reported.
 TINY_SPACE: dict[str, Any] = {

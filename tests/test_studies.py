@@ -124,6 +124,24 @@ def test_creating_again_with_another_config_names_the_changed_key(
     assert "seed" not in changed_keys  # only what changed is named
 
 
+def test_the_same_space_spelled_differently_is_the_same_config(
+    ws: Workspace, small_npz: str
+) -> None:
+    first = create_study(ws, request("spelled", search_space={"batch_size": [16, 32]}))
+    again = create_study(
+        ws,
+        request(
+            "spelled",
+            search_space={
+                "batch_size": {"choices": [16, 32]},
+                "lstm_units_1": {"choices": [16, 32, 64, 96, 128]},  # the default, explicit
+                "learning_rate": {"low": 1e-5, "high": 1e-3, "log": True},
+            },
+        ),
+    )
+    assert again == first
+
+
 @pytest.mark.parametrize(
     "name",
     ["a/b", "../x", "..", "a..b", "", "x" * 65, "my study", "a\\b", ".hidden", "-x", "é"],

@@ -170,18 +170,32 @@ async def test_same_seeded_config_in_two_workspaces_gives_identical_results(
         ws = Workspace(tmp_path / folder)
         make_study(
             ws,
-            max_epochs=4,
-            sampler=SamplerSpec(name="tpe", n_startup_trials=3),
+            max_epochs=3,
+            sampler=SamplerSpec(name="tpe", n_startup_trials=2),
             pruner=PrunerSpec(name="median", n_startup_trials=2, n_warmup_steps=1),
             seed=123,
         )
-        await run_plan(ws, RunPlan(n_trials=6))
+        await run_plan(ws, RunPlan(n_trials=5))
         outcomes.append(
             [(t.params, t.value, t.state.name, t.intermediate_values) for t in trials(ws)]
         )
-    assert len(outcomes[0]) == 6
+    assert len(outcomes[0]) == 5
     assert outcomes[0] == outcomes[1]
     assert len({str(params) for params, *_ in outcomes[0]}) > 1  # not a constant sampler
+
+
+async def test_a_minimised_metric_keeps_the_lowest_value(ws: Workspace) -> None:
+    make_study(ws, metric="val_loss", pruner=NO_PRUNING)
+    state = await run_plan(ws, RunPlan(n_trials=3))
+    found = trials(ws)
+    values = [t.value for t in found]
+    assert all(v is not None for v in values)
+    assert state.best_value == min(values)  # type: ignore[type-var]
+    study = optuna.load_study(study_name="s", storage=ws.storage_url)
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    assert study.best_value == min(values)  # type: ignore[type-var]
+    for trial in found:  # each trial keeps its best (lowest) epoch
+        assert trial.value == min(trial.intermediate_values.values())
 
 
 # Faults

@@ -235,11 +235,11 @@ async def test_pinned_workers_share_out_the_cores() -> None:
     async with WorkerPool(settings) as pool:
         threads = pool.threads_for(2)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(pool.run_trial, job(0, max_epochs=20), Epochs(), threads)
+            tg.start_soon(pool.run_trial, job(0, max_epochs=12), Epochs(), threads)
             with anyio.fail_after(10):
                 while not pool.live_pids:
                     await anyio.sleep(0.02)
-            await anyio.sleep(0.3)  # the first worker is up and busy
+            await anyio.sleep(0.2)  # the first worker is up and busy
             await pool.run_trial(job(1, max_epochs=2), Epochs(), threads)
         pinned = affinities(pool)
         assert len(pinned) == 2 and all(len(a) == threads for a in pinned)

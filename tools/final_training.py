@@ -18,8 +18,7 @@ import keras
 import numpy as np
 
 from tools.data import load_test_arrays
-from tools.model import build_model
-from tools.objective import cached_training_arrays
+from tools.objective import cached_training_arrays, fit, fresh_model
 from tools.protocol import PARTIAL_MODEL, PROBS_FILE, PredictJob, RetrainJob
 
 Progress = Callable[[dict[str, Any]], None]
@@ -40,9 +39,7 @@ def retrain(body: dict[str, Any], progress: Progress) -> dict[str, Any]:
     out_dir = Path(job.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     arrays = cached_training_arrays(job.data_dir)
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(job.seed)
-    model = build_model(job.params, arrays.X_train.shape[1:], arrays.n_classes)
+    model = fresh_model(job.params, arrays, job.seed)
     mode = "max" if job.direction == "maximize" else "min"
     checkpoint = out_dir / PARTIAL_MODEL
     callbacks = [
@@ -63,16 +60,7 @@ def retrain(body: dict[str, Any], progress: Progress) -> dict[str, Any]:
         _EpochProgress(progress, job.max_epochs),
     ]
     started = time.perf_counter()
-    history = model.fit(
-        arrays.X_train,
-        arrays.y_train,
-        validation_data=(arrays.X_val, arrays.y_val),
-        epochs=job.max_epochs,
-        batch_size=int(job.params["batch_size"]),
-        class_weight=arrays.class_weight,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    history = fit(model, arrays, job.params, job.max_epochs, callbacks)
     fit_seconds = time.perf_counter() - started
     if not checkpoint.exists():
         raise RuntimeError(f"no checkpoint was saved: {job.monitor} was never finite")

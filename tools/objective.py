@@ -91,6 +91,29 @@ def cached_training_arrays(data_dir: str) -> TrainingArrays:
     return _cache[data_dir][1]
 
 
+def fresh_model(params: dict[str, Any], arrays: TrainingArrays, seed: int) -> Any:
+    """A new model in a fresh Keras session, seeded: same params + seed, same weights."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    return build_model(params, arrays.X_train.shape[1:], arrays.n_classes)
+
+
+def fit(
+    model: Any, arrays: TrainingArrays, params: dict[str, Any], epochs: int, callbacks: list[Any]
+) -> Any:
+    """Train on the (resampled) train split, validating on val, with the tuned batch size."""
+    return model.fit(
+        arrays.X_train,
+        arrays.y_train,
+        validation_data=(arrays.X_val, arrays.y_val),
+        epochs=epochs,
+        batch_size=int(params["batch_size"]),
+        class_weight=arrays.class_weight,
+        callbacks=callbacks,
+        verbose=0,
+    )
+
+
 def run_trial(job: TrialJob, ask_server: Callable[[EpochReport], Decision]) -> TrialResult:
     """Train one configuration; return its best-epoch value, or pruned / failed."""
     timings: dict[str, float] = {}
@@ -98,10 +121,8 @@ def run_trial(job: TrialJob, ask_server: Callable[[EpochReport], Decision]) -> T
     arrays = cached_training_arrays(job.data_dir)
     timings["load_s"] = time.perf_counter() - started
 
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(job.seed)
     started = time.perf_counter()
-    model = build_model(job.params, arrays.X_train.shape[1:], arrays.n_classes)
+    model = fresh_model(job.params, arrays, job.seed)
     timings["build_s"] = time.perf_counter() - started
 
     trial = PipeTrial(ask_server)
@@ -116,16 +137,7 @@ def run_trial(job: TrialJob, ask_server: Callable[[EpochReport], Decision]) -> T
     ]
     started = time.perf_counter()
     try:
-        history = model.fit(
-            arrays.X_train,
-            arrays.y_train,
-            validation_data=(arrays.X_val, arrays.y_val),
-            epochs=job.max_epochs,
-            batch_size=int(job.params["batch_size"]),
-            class_weight=arrays.class_weight,
-            callbacks=callbacks,
-            verbose=0,
-        )
+        history = fit(model, arrays, job.params, job.max_epochs, callbacks)
     except optuna.TrialPruned:
         timings["fit_s"] = time.perf_counter() - started
         return TrialResult(state="pruned", epochs=trial.last_epoch + 1, timings=timings)

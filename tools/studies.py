@@ -320,6 +320,21 @@ def count_states(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
     return counts
 
 
+_SUMMARY_FROM_CONFIG = (
+    "direction",
+    "metric",
+    "dataset",
+    "dataset_sha256",
+    "sampler",
+    "pruner",
+    "search_space",
+    "imbalance",
+    "max_epochs",
+    "patience",
+    "seed",
+)
+
+
 def study_summary(ws: Workspace, name: str) -> StudySummary:
     study, config = load_study(ws, name)
     attrs = study.user_attrs
@@ -330,23 +345,14 @@ def study_summary(ws: Workspace, name: str) -> StudySummary:
         split: SplitInfo(n=sum(counts.values()), classes=counts)
         for split, counts in data.get("counts", {}).items()
     }
+    recorded = {field: getattr(config, field) for field in _SUMMARY_FROM_CONFIG}
     return StudySummary(
         study_name=name,
-        direction=config.direction,
-        metric=config.metric,
-        dataset=config.dataset,
-        dataset_sha256=config.dataset_sha256,
+        **recorded,
         timesteps=data.get("timesteps", 0),
         features=data.get("features", 0),
         label_names=data.get("label_names", []),
         splits=splits,
-        sampler=config.sampler,
-        pruner=config.pruner,
-        search_space=config.search_space,
-        imbalance=config.imbalance,
-        max_epochs=config.max_epochs,
-        patience=config.patience,
-        seed=config.seed,
         n_trials=len(trials),
         counts=count_states(trials),
         best_value=best.value if best else None,
