@@ -149,6 +149,7 @@ class RunManager:
             raise RunNotFound(
                 f"run '{run_id}' not found in this server"
                 + (f"; known runs: {known}" if known else "; no runs were started since it began")
+                + " (run ids live as long as the server; list_trials shows every trial)"
             )
         return run
 

@@ -154,7 +154,11 @@ def _run_task(
 ) -> dict[str, Any]:
     """Retrain or predict; failures come back as a message, not a dead worker."""
     if kind not in tasks:
-        return {"ok": False, "error": f"task '{kind}' is not available with this trainer"}
+        return {
+            "ok": False,
+            "error": f"'{kind}' needs real training; this server runs the fake trainer "
+            "(restart it without --trainer fake)",
+        }
     try:
         return {"ok": True, "result": tasks[kind](job, progress)}
     except Exception as exc:
