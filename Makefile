@@ -33,3 +33,8 @@ test: lint typecheck pytest
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks, not part of `make test`: about 50 minutes on 2 cores; `make bench QUICK=1`
+# runs a few-minute version. Results: bench/RESULTS.md and bench/results/.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run_all $(if $(QUICK),--quick)

@@ -13,23 +13,27 @@ profiled with `python -X importtime`.
 from __future__ import annotations
 
 import cProfile
+import json
 import os
 import pstats
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 
 from bench.common import REPO, markdown_table, median, rounded
 from tools import results
+from tools.search_space import resolve_search_space, suggest_params
 from tools.workspace import Workspace
 
-REPEATS = 5
+REPEATS = 3
 TOP = 8
 
 
@@ -61,7 +65,79 @@ def profile(workspace: Path, study: str, data_root: Path) -> dict[str, Any]:
         out[name]["with_trial_cache"] = {"first_s": first, "later_s": repeat_median(call)}
     out["same_answers"] = same_answers(current, fixed, study)
     out["startup_imports"] = import_profile()
+    out["startup_split"] = startup_split()
     return out
+
+
+def storage_cost_per_trial(
+    search_space: dict[str, Any], epochs: int, n_trials: int = 12
+) -> dict[str, dict[str, float]]:
+    """Milliseconds per trial of the storage calls the server makes for one trial.
+
+    Mirrors `tools.trials`: ask + owner attr + suggest (one storage call), a
+    report + should_prune per epoch, the result's user attrs, then tell. Run on
+    Optuna's in-memory storage (the plain loop), on SQLite as the server opens
+    it (WAL), and on SQLite with `PRAGMA synchronous=NORMAL` (a candidate fix).
+    """
+    space = resolve_search_space(search_space)
+    with tempfile.TemporaryDirectory() as folder:
+        served = Workspace(root=Path(folder) / "served").storage()
+        relaxed = Workspace(root=Path(folder) / "relaxed").storage()
+        relax_sync(relaxed)
+        return {
+            label: trial_storage_ms(storage, space, epochs, n_trials)
+            for label, storage in (
+                ("in_memory", None),
+                ("sqlite_wal", served),
+                ("sqlite_wal_sync_normal", relaxed),
+            )
+        }
+
+
+def relax_sync(storage: Any) -> None:
+    """`PRAGMA synchronous=NORMAL` on every connection (safe with WAL; fsync at checkpoints)."""
+
+    @sqlalchemy.event.listens_for(storage.engine, "connect")
+    def _normal(connection: Any, record: Any) -> None:
+        connection.execute("PRAGMA synchronous=NORMAL")
+
+    storage.engine.dispose()
+
+
+def trial_storage_ms(
+    storage: Any, space: dict[str, Any], epochs: int, n_trials: int
+) -> dict[str, float]:
+    sampler = optuna.samplers.TPESampler(seed=0, constant_liar=True)
+    study = optuna.create_study(storage=storage, sampler=sampler, pruner=optuna.pruners.NopPruner())
+    steps = [one_trial_storage(study, space, epochs) for _ in range(n_trials)]
+    means = {key: 1000 * median(step[key] for step in steps[2:]) for key in steps[0]}
+    return {**means, "total": sum(means.values())}
+
+
+def one_trial_storage(study: optuna.Study, space: dict[str, Any], epochs: int) -> dict[str, float]:
+    started = time.perf_counter()
+    trial = study.ask()
+    trial.set_user_attr("seqtune_owner", "bench:0")
+    suggest_params(trial, space)
+    asked = time.perf_counter()
+    for epoch in range(epochs):
+        trial.report(0.5 + 0.01 * epoch, epoch)
+        trial.should_prune()
+    reported = time.perf_counter()
+    for key, value in {
+        "epochs": epochs,
+        "seconds": 1.0,
+        "best_epoch": 0,
+        "timings": {"fit_s": 1.0, "trial_s": 1.0},
+    }.items():
+        trial.set_user_attr(key, value)
+    study.tell(trial, 0.5, skip_if_finished=True)
+    told = time.perf_counter()
+    return {
+        "ask_suggest": asked - started,
+        "epoch_reports": reported - asked,
+        "attrs_tell": told - reported,
+    }
 
 
 def timed(call: Callable[[], Any]) -> float:
@@ -134,6 +210,39 @@ def import_profile() -> dict[str, Any]:
     return {"process_wall_s": wall, "heaviest": heaviest[: TOP + 4]}
 
 
+_SPLIT_SCRIPT = """
+import json, pkgutil, time
+import server
+names = [m.name for m in pkgutil.iter_modules(server.__path__)]
+light = [n for n in names if n not in ("app", "model_tools", "demo")]
+t0 = time.perf_counter()
+for name in light:
+    __import__("server." + name)
+t1 = time.perf_counter()
+import server.model_tools
+t2 = time.perf_counter()
+import server.app
+t3 = time.perf_counter()
+print(json.dumps({"other_server_modules_s": t1 - t0, "model_tools_s": t2 - t1,
+                  "app_rest_s": t3 - t2}))
+"""
+
+
+def startup_split() -> dict[str, float]:
+    """Import cost of server.model_tools on top of every other server module (fresh process)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", _SPLIT_SCRIPT],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    split: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return split
+
+
 def markdown(profile: dict[str, Any]) -> str:
     rows = []
     for name in ("best_params", "list_trials"):
@@ -150,7 +259,7 @@ def markdown(profile: dict[str, Any]) -> str:
             for e in profile["best_params"]["profile"]["by_self_time"]
         ],
     )
-    imports = profile["startup_imports"]
+    imports, split = profile["startup_imports"], profile["startup_split"]
     startup = markdown_table(
         ("startup: import (package or seqtune module)", "cumulative s"),
         [(name, round(seconds, 3)) for name, seconds in imports["heaviest"]],
@@ -162,7 +271,9 @@ def markdown(profile: dict[str, Any]) -> str:
             f"Answers with the trial cache are {same} to the current ones.",
             hot,
             f"`import server.cli, server.app` takes {imports['process_wall_s']:.2f} s "
-            "in a fresh interpreter:",
+            "in a fresh interpreter; importing `server.model_tools` after every other server "
+            f"module adds {split['model_tools_s']:.2f} s "
+            f"(the other server modules: {split['other_server_modules_s']:.2f} s):",
             startup,
         ]
     )

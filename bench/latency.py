@@ -39,7 +39,7 @@ STUDY = "scale"
 @dataclass(frozen=True)
 class LatencyConfig:
     n_trials: int = 5000
-    repeats: int = 50
+    repeats: int = 20
     plot_repeats: int = 5
     startup_repeats: int = 5
     max_epochs: int = 10
@@ -216,7 +216,7 @@ def targets(calls: dict[str, Any], startups: list[float]) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     n = result["config"]["n_trials"]
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for tool, stats in result["calls"].items():
         if "skipped" in stats:
             rows.append((tool, "-", "-", "-", stats["skipped"]))

@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio
 
+from bench import hotspots
 from bench.common import (
     REPO,
     Stopwatch,
@@ -54,8 +55,8 @@ SPACE: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class OverheadConfig:
-    n_trials: int = 12
-    max_epochs: int = 8
+    n_trials: int = 10
+    max_epochs: int = 6
     patience: int = 3
     dataset: str = "italypower_imbalanced.npz"
     metric: str = "val_loss"
@@ -76,7 +77,8 @@ async def run(mode: str, scratch: Path, results_dir: Path) -> dict[str, Any]:
     config = CONFIGS[mode]
     plain = await run_plain_loop(config, scratch / "plain")
     served = await run_seqtune(config, scratch / "seqtune")
-    return {"config": asdict(config), **analyse(config, plain, served)}
+    storage_ms = hotspots.storage_cost_per_trial(config.search_space, config.max_epochs)
+    return {"config": asdict(config), **analyse(config, plain, served), "storage_ms": storage_ms}
 
 
 def plain_spec(config: OverheadConfig) -> dict[str, Any]:
@@ -152,15 +154,24 @@ def study_arguments(config: OverheadConfig) -> dict[str, Any]:
 
 def per_trial_means(trials: list[dict[str, Any]]) -> dict[str, float]:
     """Mean seconds per trial of each part, plus the gaps between consecutive trials."""
+
+    def part(key: str) -> float:
+        return mean(t["timings"].get(key, 0.0) for t in trials)
+
     parts: dict[str, float] = {
         "wall_s": mean(t["wall_s"] for t in trials),
-        "worker_trial_s": mean(t["timings"].get("trial_s", 0.0) for t in trials),
-        "fit_s": mean(t["timings"].get("fit_s", 0.0) for t in trials),
-        "build_s": mean(t["timings"].get("build_s", 0.0) for t in trials),
-        "load_s": mean(t["timings"].get("load_s", 0.0) for t in trials),
+        "worker_trial_s": part("trial_s"),
+        "fit_s": part("fit_s"),
+        "build_s": part("build_s"),
+        "load_s": part("load_s"),
+        "suggest_s": part("suggest_s"),
         "gap_s": mean(b["start"] - a["complete"] for a, b in itertools.pairwise(trials)),
         "epochs": mean(t["epochs"] for t in trials),
     }
+    # clear_session + seeding + build + compile: whatever the trial did besides load and fit.
+    parts["setup_s"] = (
+        parts["worker_trial_s"] - parts["load_s"] - parts["suggest_s"] - parts["fit_s"]
+    )
     parts["outside_fit_s"] = parts["wall_s"] - parts["fit_s"]
     parts["storage_protocol_s"] = parts["wall_s"] - parts["worker_trial_s"]
     served = [t for t in trials if t.get("server_seconds") is not None]
@@ -269,7 +280,8 @@ def analyse(
 
 def run_fixed(served: dict[str, Any], parts: dict[str, float], n: int) -> float:
     """Per-run cost outside trials and gaps: the MCP call, opening the study, the report."""
-    return served["run_wall_s"] - parts["wall_s"] * n - parts["gap_s"] * max(0, n - 1)
+    run_wall: float = served["run_wall_s"]
+    return run_wall - parts["wall_s"] * n - parts["gap_s"] * max(0, n - 1)
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -280,7 +292,7 @@ def markdown(result: dict[str, Any]) -> str:
         (f"wall of {n} trials (warm), s", a["optimize_s"], b["run_wall_s"]),
         ("per trial: wall, s", pa["wall_s"], pb["wall_s"]),
         ("per trial: model.fit, s", pa["fit_s"], pb["fit_s"]),
-        ("per trial: build + compile, s", pa["build_s"], pb["build_s"]),
+        ("per trial: clear_session + seed + build + compile, s", pa["setup_s"], pb["setup_s"]),
         ("per trial: outside model.fit, s", pa["outside_fit_s"], pb["outside_fit_s"]),
         ("between trials (sampler, loop), s", pa["gap_s"], pb["gap_s"]),
         ("epochs per trial", pa["epochs"], pb["epochs"]),
@@ -299,7 +311,30 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['cold_end_to_end']['seqtune_s']:.1f} s "
         f"(ratio {result['cold_end_to_end']['ratio']:.2f})",
     ]
-    return "\n".join([head, "", *summary, "", breakdown_table(result)])
+    return "\n".join([head, "", *summary, "", breakdown_table(result), "", storage_table(result)])
+
+
+def storage_table(result: dict[str, Any]) -> str:
+    """The storage calls of one trial, timed in-process on each kind of storage."""
+    epochs = result["config"]["max_epochs"]
+    rows = [
+        (
+            label,
+            round(ms["ask_suggest"], 1),
+            round(ms["epoch_reports"], 1),
+            round(ms["attrs_tell"], 1),
+            round(ms["total"], 1),
+        )
+        for label, ms in result["storage_ms"].items()
+    ]
+    header = (
+        "storage (in-process, one trial)",
+        "ask + suggest ms",
+        f"{epochs} epoch reports ms",
+        "attrs + tell ms",
+        "total ms",
+    )
+    return markdown_table(header, rows)
 
 
 def breakdown_table(result: dict[str, Any]) -> str:

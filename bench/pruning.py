@@ -32,13 +32,13 @@ SPACE: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class PruningConfig:
-    n_trials: int = 16
-    max_epochs: int = 10
+    n_trials: int = 12
+    max_epochs: int = 8
     seeds: tuple[int, ...] = (1, 2, 3)
     n_workers: int = 2
     n_startup_trials: int = 5
     dataset: str = "italypower_imbalanced.npz"
-    metric: str = "val_balanced_accuracy"
+    metric: str = "val_auc"
     trainer: str = "keras"
     pruners: tuple[str, ...] = PRUNERS
     search_space: dict[str, Any] = field(default_factory=lambda: dict(SPACE))

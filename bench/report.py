@@ -113,6 +113,8 @@ def limits_section(found: dict[str, dict[str, Any]]) -> str:
         lines += latency_limits(found["latency"])
     if "overhead" in found:
         lines += overhead_limits(found["overhead"])
+    if "scaling" in found:
+        lines += scaling_limits(found["scaling"])
     if not lines:
         return "## 6. What limits it\n\nRun the latency and overhead benchmarks first."
     return "## 6. What limits it\n\n" + "\n".join(lines)
@@ -137,7 +139,11 @@ def latency_limits(result: dict[str, Any]) -> list[str]:
         f"(list_trials: {profile['list_trials']['with_trial_cache']['later_s'] * 1000:.1f} ms), "
         f"answers {'identical' if profile['same_answers'] else 'DIFFERENT'}.",
         f"- **Startup.** Importing `server.cli` and `server.app` alone takes "
-        f"{startup['process_wall_s']:.2f} s; heaviest: {heavy}.",
+        f"{startup['process_wall_s']:.2f} s; heaviest: {heavy}. `server.model_tools` "
+        f"adds {profile['startup_split']['model_tools_s']:.2f} s on top of every other server "
+        "module: its top-level imports of `tools.predict` (sklearn.metrics through "
+        "`tools.metrics`) and `tools.history_plots` / `tools.plots` (matplotlib, plotly) "
+        "serve only predict and plot_history.",
     ]
 
 
@@ -153,6 +159,17 @@ def overhead_limits(result: dict[str, Any]) -> list[str]:
         f"{b.get('pipe_and_epoch_reports_s', 0) * 1000:.0f} ms), plus "
         f"{b['gap_s'] * 1000:.0f} ms between trials.",
     ]
+    storage = result.get("storage_ms")
+    if storage:
+        lines.append(
+            f"- **Storage.** The storage calls of one trial (ask + suggest, "
+            f"{result['config']['max_epochs']} epoch reports, attrs + tell) take "
+            f"{storage['sqlite_wal']['total']:.0f} ms on SQLite as the server opens it, "
+            f"{storage['in_memory']['total']:.0f} ms in memory, and "
+            f"{storage['sqlite_wal_sync_normal']['total']:.0f} ms with "
+            "`PRAGMA synchronous=NORMAL`: about one SQLite transaction per call, each "
+            "synced to disk."
+        )
     if first is not None and later:
         lines.append(
             f"- **Trial cost.** In both loops the first epoch of a trial takes {first:.2f} s "
@@ -162,3 +179,17 @@ def overhead_limits(result: dict[str, Any]) -> list[str]:
             "saves epochs faster than it saves wall time."
         )
     return lines
+
+
+def scaling_limits(result: dict[str, Any]) -> list[str]:
+    setups = result["setups"]
+    one = setups[0]["mean_trial_wall_s"]
+    pinned = next((s for s in setups[1:] if s["setup"]["pin_cpus"]), None)
+    if pinned is None or not one:
+        return []
+    slower = pinned["mean_trial_wall_s"] / one
+    return [
+        f"- **Scaling.** One worker already runs TensorFlow on every core; with 2 workers a "
+        f"trial took {slower:.2f}x as long (1 thread each), so 2 workers can at best be "
+        f"{2 / slower:.2f}x faster; measured {pinned['speedup']:.2f}x."
+    ]

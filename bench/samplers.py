@@ -18,8 +18,8 @@ from bench.mcp_driver import BenchError, call, run_to_end, seqtune_server, store
 NAME = "samplers"
 SAMPLERS = ("tpe", "random", "qmc", "gp", "cmaes")
 DATASETS = (
-    ("italypower_imbalanced.npz", "val_balanced_accuracy"),
-    ("gunpoint.npz", "val_accuracy"),
+    ("italypower_imbalanced.npz", "val_auc"),
+    ("gunpoint.npz", "val_auc"),
 )
 _MISSING_PACKAGE = re.compile(r"needs the '([\w.-]+)' package")
 SPACE: dict[str, Any] = {
@@ -37,7 +37,7 @@ SPACE: dict[str, Any] = {
 class SamplersConfig:
     n_trials: int = 40
     checkpoints: tuple[int, ...] = (10, 20, 40)
-    max_epochs: int = 5
+    max_epochs: int = 4
     patience: int = 2
     seeds: tuple[int, ...] = (1, 2, 3)
     n_workers: int = 2

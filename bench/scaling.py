@@ -49,8 +49,8 @@ class Setup:
 
 @dataclass(frozen=True)
 class ScalingConfig:
-    n_trials: int = 12
-    max_epochs: int = 6
+    n_trials: int = 10
+    max_epochs: int = 4
     dataset: str = "builtin:gait"
     trainer: str = "keras"
     seed: int = 11
@@ -156,4 +156,19 @@ def markdown(result: dict[str, Any]) -> str:
         f"{config['n_trials']} trials of one fixed config ({config['dataset']}, "
         f"{config['max_epochs']} epochs, trainer {config['trainer']}); warm workers."
     )
-    return markdown_table(header, rows) + "\n\n" + note
+    return markdown_table(header, rows) + "\n\n" + note + slowdown_note(result["setups"])
+
+
+def slowdown_note(setups: list[dict[str, Any]]) -> str:
+    """Why the speedup is what it is: how much longer one trial takes with half the cores."""
+    one = setups[0]["mean_trial_wall_s"]
+    notes = []
+    for setup in setups[1:]:
+        slower = setup["mean_trial_wall_s"] / one if one else 0.0
+        if slower:
+            notes.append(
+                f"With {setup['label']} a trial took {slower:.2f}x as long as with 1 worker "
+                f"(which uses every core), so the speedup cannot pass "
+                f"{setup['setup']['n_workers'] / slower:.2f}x."
+            )
+    return (" " + " ".join(notes)) if notes else ""

@@ -50,8 +50,7 @@ def small_npz(ws: Workspace) -> str:
     return "d.npz"
 
 
-def worker_processes() -> list[psutil.Process]:
-    """Live `python -m tools.worker` processes started directly by this test process."""
+def _worker_children() -> list[psutil.Process]:
     found = []
     for child in psutil.Process().children(recursive=False):
         try:
@@ -60,6 +59,21 @@ def worker_processes() -> list[psutil.Process]:
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             continue
     return found
+
+
+_workers_before_test: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _note_workers_alive_before_the_test() -> None:
+    """Workers another test left behind must not be blamed on the current one."""
+    _workers_before_test.clear()
+    _workers_before_test.update(p.pid for p in _worker_children())
+
+
+def worker_processes() -> list[psutil.Process]:
+    """Live `python -m tools.worker` children of this process started during the current test."""
+    return [p for p in _worker_children() if p.pid not in _workers_before_test]
 
 
 def pid_alive(pid: int) -> bool:

@@ -10,6 +10,7 @@ per trial number) are set with monkeypatch.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import re
 import sys
@@ -100,7 +101,7 @@ async def wait_for_training(client: Client, n: int = 1, name: str = "s") -> None
 async def test_every_tool_is_listed_with_schemas_and_annotations(ws: Workspace) -> None:
     async with Client(make_server(ws)) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert TOOLS <= set(tools)
+    assert set(tools) >= TOOLS
     for name in TOOLS:
         tool = tools[name]
         assert tool.input_schema["type"] == "object"
@@ -112,6 +113,7 @@ async def test_every_tool_is_listed_with_schemas_and_annotations(ws: Workspace) 
     assert destructive == {"delete_study"}
     run = tools["run_trials"].input_schema["properties"]
     assert {"study_name", "n_trials", "timeout_s", "n_workers", "enqueue", "wait_s"} <= set(run)
+    assert run["n_trials"]["anyOf"][0]["minimum"] == 1
     assert "run_id" in tools["run_trials"].output_schema["properties"]
     assert tools["create_study"].input_schema["required"] == ["study_name"]
 
@@ -189,12 +191,13 @@ async def test_progress_strictly_increases(ws: Workspace, small_npz: str) -> Non
     async with Client(make_server(ws)) as client:
         await create(client, max_epochs=3, pruner="none")
         result = await client.call_tool(
-            "run_trials", {"study_name": "s", "n_trials": 2, "wait_s": 30},
+            "run_trials",
+            {"study_name": "s", "n_trials": 2, "wait_s": 30},
             progress_callback=on_progress,
         )
         assert not result.is_error
     assert len(values) >= 2
-    assert all(b > a for a, b in zip(values, values[1:], strict=False)), values
+    assert all(b > a for a, b in itertools.pairwise(values)), values
 
 
 async def test_describe_dataset_and_study_options(ws: Workspace, small_npz: str) -> None:
@@ -420,7 +423,9 @@ async def test_a_failing_run_reports_failed_with_the_reason(
         assert report["counts"]["FAIL"] == 2 and report["finished"] == 2
         assert "failed after 2 trials" in report["message"]
         failed = await call(client, "list_trials", study_name="s", states=["FAIL"])
-        assert {t["reason"] for t in failed["trials"]} == {"RuntimeError: fake trainer asked to fail"}
+        assert {t["reason"] for t in failed["trials"]} == {
+            "RuntimeError: fake trainer asked to fail"
+        }
 
 
 async def test_workers_that_cannot_start_fail_the_run_with_a_clear_error(
@@ -515,13 +520,13 @@ async def test_run_argument_errors(ws: Workspace, small_npz: str) -> None:
         text = await error(client, "run_trials", study_name="s", n_trials=None, timeout_s=None)
         assert text.endswith("give n_trials, timeout_s, or both: a run needs a budget")
         if limit < 64:
-            text = await error(client, "run_trials", study_name="s", n_trials=1, n_workers=limit + 1)
+            text = await error(
+                client, "run_trials", study_name="s", n_trials=1, n_workers=limit + 1
+            )
             assert f"n_workers={limit + 1} exceeds this server's limit of {limit}" in text
         text = await error(client, "run_trials", study_name="s", n_trials=1, n_workers=65)
         assert "validation error" in text
-        text = await error(
-            client, "run_trials", study_name="s", n_trials=1, enqueue=[{"bogus": 1}]
-        )
+        text = await error(client, "run_trials", study_name="s", n_trials=1, enqueue=[{"bogus": 1}])
         assert "enqueued param 'bogus' is not in the search space" in text
         text = await error(client, "create_study", study_name="../x", dataset="d.npz")
         assert "invalid study name" in text
@@ -533,7 +538,9 @@ async def test_run_argument_errors(ws: Workspace, small_npz: str) -> None:
         assert (await call(client, "list_trials", study_name="s"))["total"] == 0
 
 
-async def test_a_changed_dataset_is_refused_when_a_run_starts(ws: Workspace, small_npz: str) -> None:
+async def test_a_changed_dataset_is_refused_when_a_run_starts(
+    ws: Workspace, small_npz: str
+) -> None:
     from conftest import write_small_npz
 
     async with Client(make_server(ws)) as client:

@@ -183,3 +183,15 @@ async def test_a_crash_during_retrain_keeps_the_previous_model(tmp_path: Path) -
     assert leftovers == sorted(Path(p).name for p in first.artifacts.values())
     study, _ = load_study(ws, "s")
     assert study.user_attrs["seqtune_test_evaluations"] == 1
+
+
+async def test_no_retry_is_queued_past_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEQTUNE_FAKE_FAULTS", "crash:2")
+    ws = Workspace(tmp_path / "ws")
+    create_study(ws, StudyRequest(study_name="s", max_epochs=3))
+    async with WorkerPool(PoolSettings(trainer="fake")) as pool:
+        await TrialRun(ws, "s", pool, RunPlan(n_trials=3, max_retries=1)).run()
+    study, _ = load_study(ws, "s")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL"]

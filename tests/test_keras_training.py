@@ -21,14 +21,18 @@ from tools.workspace import Workspace
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 SPACE: dict[str, Any] = {
-    "lstm_units_1": [16], "use_second_lstm": False, "dense_units": [16], "batch_size": [64],
+    "lstm_units_1": [16],
+    "use_second_lstm": False,
+    "dense_units": [16],
+    "batch_size": [64],
 }
 
 
 def make_study(root: Path, name: str = "k") -> Workspace:
     ws = Workspace(root)
-    create_study(ws, StudyRequest(study_name=name, max_epochs=3, patience=3, seed=11,
-                                  search_space=SPACE))
+    create_study(
+        ws, StudyRequest(study_name=name, max_epochs=3, patience=3, seed=11, search_space=SPACE)
+    )
     return ws
 
 
@@ -90,8 +94,18 @@ async def test_killed_worker_fails_its_trial_and_the_run_goes_on(tmp_path: Path)
 
 
 def test_server_side_modules_never_import_tensorflow() -> None:
-    modules = ["server.app", "server.cli", "server.demo", "server.manual", "tools.studies",
-               "tools.trials", "tools.results", "tools.retrain", "tools.predict", "tools.data"]
+    modules = [
+        "server.app",
+        "server.cli",
+        "server.demo",
+        "server.manual",
+        "tools.studies",
+        "tools.trials",
+        "tools.results",
+        "tools.retrain",
+        "tools.predict",
+        "tools.data",
+    ]
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"

@@ -68,7 +68,12 @@ def test_narrowing_replaces_only_the_named_entries() -> None:
     assert compact["dropout_rate"] == {"low": 0.3, "high": 0.4}
     assert compact["learning_rate"] == {"low": 1e-4, "high": 5e-4, "log": True}
     assert compact["use_second_lstm"] == {"value": False}
-    untouched = set(GUIDE_SPACE) - {"lstm_units_1", "dropout_rate", "learning_rate", "use_second_lstm"}
+    untouched = set(GUIDE_SPACE) - {
+        "lstm_units_1",
+        "dropout_rate",
+        "learning_rate",
+        "use_second_lstm",
+    }
     assert {k: compact[k] for k in untouched} == {k: GUIDE_SPACE[k] for k in untouched}
     assert list(space) == list(GUIDE_SPACE)
 
@@ -103,7 +108,9 @@ def test_paramspec_objects_are_validated_too() -> None:
 
 def test_round_trip_through_the_recorded_json() -> None:
     """What the study records resolves back to the same space (resumed studies)."""
-    space = resolve_search_space({"batch_size": [16], "use_second_lstm": False, "dropout_rate": 0.3})
+    space = resolve_search_space(
+        {"batch_size": [16], "use_second_lstm": False, "dropout_rate": 0.3}
+    )
     again = resolve_search_space(space_to_json(space))
     assert space_to_json(again) == space_to_json(space)
 
@@ -247,8 +254,14 @@ def test_sampled_params_always_fit_the_narrowed_space(overrides: dict[str, Any],
 
 def test_effective_params_adds_fixed_values_in_space_order() -> None:
     compact = space_to_json(resolve_search_space({"optimizer_choice": "adam", "batch_size": 64}))
-    sampled = {"learning_rate": 1e-4, "lstm_units_1": 32, "use_second_lstm": True,
-               "lstm_units_2": 8, "dense_units": 16, "dropout_rate": 0.3}
+    sampled = {
+        "learning_rate": 1e-4,
+        "lstm_units_1": 32,
+        "use_second_lstm": True,
+        "lstm_units_2": 8,
+        "dense_units": 16,
+        "dropout_rate": 0.3,
+    }
     params = effective_params(sampled, compact)
     assert params["optimizer_choice"] == "adam" and params["batch_size"] == 64
     assert list(params) == list(GUIDE_SPACE)

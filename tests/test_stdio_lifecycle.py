@@ -36,8 +36,11 @@ def wait_gone(pids: list[int], seconds: float = 15) -> list[int]:
     deadline = time.monotonic() + seconds
     alive = pids
     while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if psutil.pid_exists(p)
-                 and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        alive = [
+            p
+            for p in alive
+            if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        ]
         time.sleep(0.1)
     return alive
 
@@ -46,14 +49,14 @@ async def test_snapshot_then_poll_then_cancel(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     async with stdio_server(ws, "--trainer", "fake", env=SLOW_FAKE) as client:
         await call(client, "create_study", study_name="s", max_epochs=10)
-        short = await call(client, "run_trials", study_name="s", n_trials=4, n_workers=2,
-                           wait_s=0.5)
+        short = await call(
+            client, "run_trials", study_name="s", n_trials=4, n_workers=2, wait_s=0.5
+        )
         assert short["state"] == "running"
         polled = await call(client, "get_run", run_id=short["run_id"], wait_s=120)
         assert polled["state"] == "completed" and polled["finished"] == 4
 
-        long = await call(client, "run_trials", study_name="s", n_trials=200, n_workers=2,
-                          wait_s=1)
+        long = await call(client, "run_trials", study_name="s", n_trials=200, n_workers=2, wait_s=1)
         assert long["state"] == "running"
         (server,) = server_processes()
         assert len(workers_of(server)) == 2
@@ -70,8 +73,9 @@ async def test_client_cancelling_run_trials_cancels_the_run(tmp_path: Path) -> N
     async with stdio_server(ws, "--trainer", "fake", env=SLOW_FAKE) as client:
         await call(client, "create_study", study_name="s", max_epochs=10)
         with anyio.move_on_after(2):
-            await client.call_tool("run_trials", {"study_name": "s", "n_trials": 200,
-                                                  "wait_s": 600})
+            await client.call_tool(
+                "run_trials", {"study_name": "s", "n_trials": 200, "wait_s": 600}
+            )
         await anyio.sleep(1)
         assert running_trials(ws, "s") == 0
         # Not busy any more: a new run starts at once.
@@ -84,8 +88,9 @@ async def test_shutdown_mid_run_ends_trials_and_workers(tmp_path: Path, how: str
     ws = tmp_path / "ws"
     async with stdio_server(ws, "--trainer", "fake", env=SLOW_FAKE) as client:
         await call(client, "create_study", study_name="s", max_epochs=10)
-        report = await call(client, "run_trials", study_name="s", n_trials=200, n_workers=2,
-                            wait_s=1)
+        report = await call(
+            client, "run_trials", study_name="s", n_trials=200, n_workers=2, wait_s=1
+        )
         assert report["state"] == "running"
         (server,) = server_processes()
         pids = [server.pid] + [w.pid for w in workers_of(server)]

@@ -17,6 +17,7 @@ import optuna
 import pytest
 from conftest import write_small_npz
 
+from tools import results
 from tools.errors import (
     DatasetChanged,
     InvalidConfig,
@@ -166,7 +167,9 @@ def test_longest_valid_name(ws: Workspace, small_npz: str) -> None:
 def test_study_not_found_lists_existing_studies_and_a_close_match(
     ws: Workspace, small_npz: str
 ) -> None:
-    with pytest.raises(StudyNotFound, match="there are no studies yet; create one with create_study"):
+    with pytest.raises(
+        StudyNotFound, match="there are no studies yet; create one with create_study"
+    ):
         load_study(ws, "anything")
     for name in ("alpha_gait", "beta"):
         create_study(ws, request(name))
@@ -328,7 +331,10 @@ def test_samplers_are_seeded(ws: Workspace) -> None:
 @pytest.mark.parametrize(
     ("spec", "cls"),
     [
-        (PrunerSpec(name="median", n_startup_trials=4, n_warmup_steps=2), optuna.pruners.MedianPruner),
+        (
+            PrunerSpec(name="median", n_startup_trials=4, n_warmup_steps=2),
+            optuna.pruners.MedianPruner,
+        ),
         (PrunerSpec(name="percentile", percentile=40.0), optuna.pruners.PercentilePruner),
         (PrunerSpec(name="successive_halving"), optuna.pruners.SuccessiveHalvingPruner),
         (PrunerSpec(name="hyperband", min_resource=1), optuna.pruners.HyperbandPruner),
@@ -370,3 +376,54 @@ def test_load_study_uses_the_recorded_sampler_and_pruner(ws: Workspace, small_np
     assert isinstance(study.pruner, optuna.pruners.PercentilePruner)
     assert study.pruner._percentile == 30.0
     assert config.sampler.name == "random"
+
+
+# Read-only views (tools/results.py)
+
+
+def add_trials(ws: Workspace, name: str, outcomes: list[tuple[str, float]]) -> None:
+    """Record finished trials straight into the storage: (state, value) per trial."""
+    study = optuna.load_study(study_name=name, storage=ws.storage_url)
+    for state, value in outcomes:
+        trial = study.ask({"lstm_units_1": optuna.distributions.CategoricalDistribution([16, 32])})
+        trial.set_user_attr("epochs", 3)
+        if state == "COMPLETE":
+            study.tell(trial, value)
+        elif state == "PRUNED":
+            trial.report(value, 2)
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            trial.set_user_attr("fail_reason", "boom")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def test_best_params_list_trials_and_list_studies(ws: Workspace, small_npz: str) -> None:
+    create_study(ws, request("views", search_space={"batch_size": 32}))
+    empty = results.best_params(ws, "views")
+    assert empty.best_trial is None and empty.params == {} and empty.n_trials == 0
+    add_trials(
+        ws, "views", [("COMPLETE", 0.6), ("FAIL", 0.0), ("COMPLETE", 0.8), ("COMPLETE", 0.7)]
+    )
+    best = results.best_params(ws, "views")
+    assert best.best_trial == 2 and best.best_value == 0.8
+    assert best.params == {"lstm_units_1": best.params["lstm_units_1"], "batch_size": 32}
+    assert best.counts["COMPLETE"] == 3 and best.counts["FAIL"] == 1 and best.n_trials == 4
+    newest = results.list_trials(ws, "views")
+    assert [t.number for t in newest.trials] == [3, 2, 1, 0] and newest.total == 4
+    assert newest.trials[2].state == "FAIL" and newest.trials[2].reason == "boom"
+    ranked = results.list_trials(ws, "views", order="best", limit=2)
+    assert [t.number for t in ranked.trials] == [2, 3] and ranked.total == 4
+    failed = results.list_trials(ws, "views", states=["FAIL"])
+    assert [t.number for t in failed.trials] == [1] and failed.total == 1
+    listing = results.list_studies(ws)
+    assert [(b.study_name, b.n_trials, b.best_value) for b in listing.studies] == [
+        ("views", 4, 0.8)
+    ]
+
+
+def test_best_order_starts_with_the_best_trial(ws: Workspace, small_npz: str) -> None:
+    create_study(ws, request("ranked"))
+    add_trials(ws, "ranked", [("COMPLETE", 0.7), ("PRUNED", 0.9), ("COMPLETE", 0.8)])
+    best = results.best_params(ws, "ranked")
+    ranked = results.list_trials(ws, "ranked", order="best")
+    assert ranked.trials[0].number == best.best_trial == 2

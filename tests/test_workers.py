@@ -8,6 +8,7 @@ training, and injects faults per trial number through SEQTUNE_FAKE_FAULTS
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,14 @@ def fake(**kw: Any) -> PoolSettings:
     return PoolSettings(trainer="fake", pin_cpus=kw.pop("pin_cpus", False), env=env, **kw)
 
 
-def job(number: int = 0, max_epochs: int = 4, direction: str = "maximize") -> TrialJob:
+def job(number: int = 0, max_epochs: int = 4) -> TrialJob:
     return TrialJob(
         study_name="s",
         trial_number=number,
         params={"learning_rate": 3e-4, "lstm_units_1": 64},
         data_dir="/nonexistent",  # the fake trainer reads no data
         metric="val_accuracy",
-        direction=direction,  # type: ignore[arg-type]
+        direction="maximize",
         max_epochs=max_epochs,
         patience=3,
         seed=42 + number,
@@ -132,6 +133,27 @@ async def test_a_worker_is_replaced_after_a_crash() -> None:
         assert second != first
 
 
+async def test_a_worker_over_its_memory_limit_is_recycled_after_its_trial() -> None:
+    async with WorkerPool(fake(max_rss_mb=5.0)) as pool:  # any python process is bigger
+        result = await run(pool, 0, max_epochs=2)
+        assert result.state == "complete" and (result.rss_mb or 0) > 5.0
+        assert pool.live_pids == [] and worker_processes() == []
+
+
+async def test_a_worker_far_over_its_memory_limit_is_killed_mid_trial() -> None:
+    settings = fake(max_rss_mb=5.0, env={"SEQTUNE_FAKE_EPOCH_SECONDS": "0.05"})
+    async with WorkerPool(settings) as pool:
+        with anyio.fail_after(10):
+            result = await run(pool, 0, max_epochs=200)
+        assert result.state == "fail"
+        assert re.fullmatch(
+            r"worker used \d+ MB, over the 10 MB limit; lower batch_size or units, or raise "
+            r"SEQTUNE_MAX_WORKER_RSS_MB",
+            result.reason or "",
+        ), result.reason
+        assert pool.live_pids == [] and worker_processes() == []
+
+
 async def test_a_hung_worker_is_killed_after_trial_timeout() -> None:
     async with WorkerPool(fake(trial_timeout_s=0.5, env={"SEQTUNE_FAKE_FAULTS": "hang:0"})) as pool:
         with anyio.fail_after(5):
@@ -183,11 +205,18 @@ async def test_a_raising_trainer_returns_its_traceback() -> None:
 
 
 async def test_a_cancelled_trial_kills_its_worker() -> None:
-    async with WorkerPool(fake(env={"SEQTUNE_FAKE_EPOCH_SECONDS": "0.05"})) as pool:
-        epochs = Epochs()
-        with anyio.move_on_after(0.8):
-            await pool.run_trial(job(max_epochs=200), epochs, threads=1)
-        assert 1 <= len(epochs.reports) < 200
+    reports: list[EpochReport] = []
+    async with WorkerPool(fake(env={"SEQTUNE_FAKE_EPOCH_SECONDS": "0.02"})) as pool:
+        with anyio.fail_after(10), anyio.CancelScope() as scope:
+
+            async def on_epoch(report: EpochReport) -> Decision:
+                reports.append(report)
+                if len(reports) == 3:
+                    scope.cancel()  # cancelled while the worker waits for this answer
+                return Decision()
+
+            await pool.run_trial(job(max_epochs=200), on_epoch, threads=1)
+        assert scope.cancelled_caught and len(reports) == 3
         assert pool.live_pids == [] and worker_processes() == []
 
 
@@ -270,6 +299,26 @@ async def test_aclose_leaves_no_processes() -> None:
         assert pool.live_pids == []
         assert not any(pid_alive(p) for p in pids)
     assert worker_processes() == []
+
+
+async def test_close_idle_stops_only_the_idle_workers() -> None:
+    async with WorkerPool(fake(env={"SEQTUNE_FAKE_EPOCH_SECONDS": "0.03"})) as pool:
+        busy: list[TrialResult] = []
+
+        async def long_trial() -> None:
+            busy.append(await pool.run_trial(job(0, max_epochs=15), Epochs(), 1))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(long_trial)
+            with anyio.fail_after(10):
+                while not pool.live_pids:
+                    await anyio.sleep(0.02)
+            (busy_pid,) = pool.live_pids
+            await run(pool, 1, max_epochs=1)  # a second worker, idle afterwards
+            (idle_pid,) = set(pool.live_pids) - {busy_pid}
+            await pool.close_idle()
+            assert pool.live_pids == [busy_pid] and not pid_alive(idle_pid)
+        assert busy[0].state == "complete"  # the busy worker was left to finish
 
 
 def test_worker_exits_when_its_stdin_closes() -> None:

@@ -96,7 +96,12 @@ def list_trials(
     trials = study.get_trials(deepcopy=False, states=wanted)
     if order == "best":
         sign = -1.0 if config.direction == "maximize" else 1.0
-        trials = sorted(trials, key=lambda t: (t.value is None, sign * (t.value or 0.0), t.number))
+        # COMPLETE first: a pruned trial's value is only its last intermediate value.
+        complete = optuna.trial.TrialState.COMPLETE
+        trials = sorted(
+            trials,
+            key=lambda t: (t.state != complete, t.value is None, sign * (t.value or 0.0), t.number),
+        )
     else:
         trials = sorted(trials, key=lambda t: t.number, reverse=True)
     picked = trials[:limit]

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import anyio
 import optuna
+import psutil
 from pydantic import BaseModel, Field
 
 from tools.errors import SeqtuneError
@@ -34,7 +35,8 @@ STDERR_TAIL_CHARS = 4000
 MAX_TRIALS = 10_000
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 OWNER_ATTR = "seqtune_owner"
-OWNER = f"{socket.gethostname()}:{os.getpid()}"
+# host:pid:start time (centiseconds), so a reused pid is not taken for the dead owner.
+OWNER = f"{socket.gethostname()}:{os.getpid()}:{round(psutil.Process().create_time() * 100)}"
 
 
 class TrialExecutor(Protocol):
@@ -241,8 +243,8 @@ class TrialRun:
     def _maybe_retry(self, study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
         """Queue the failed trial's params again (it runs within the same trial budget)."""
         attempt = int(failed.user_attrs.get("retry_count", 0)) + 1
-        if attempt > self.plan.max_retries:
-            return
+        if attempt > self.plan.max_retries or not self._budget_left():
+            return  # no budget left: a queued retry would jump ahead of the next run's plan
         origin = int(failed.user_attrs.get("retry_of", failed.number))
         study.enqueue_trial(failed.params, user_attrs={"retry_of": origin, "retry_count": attempt})
 
@@ -304,8 +306,8 @@ def fail_orphaned_trials(study: optuna.Study) -> list[int]:
     host = socket.gethostname()
     orphans = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        owner_host, _, pid = str(trial.user_attrs.get(OWNER_ATTR, "")).rpartition(":")
-        if owner_host != host or not pid.isdigit() or _alive(int(pid)):
+        owner_host, pid, started = _parse_owner(str(trial.user_attrs.get(OWNER_ATTR, "")))
+        if owner_host != host or pid is None or _alive(pid, started):
             continue
         storage = study._storage
         reason = f"server process {pid} died while this trial was running"
@@ -328,13 +330,24 @@ def fail_orphans_in_all_studies(ws: Workspace) -> dict[str, list[int]]:
     return failed
 
 
-def _alive(pid: int) -> bool:
+def _parse_owner(owner: str) -> tuple[str, int | None, int | None]:
+    parts = owner.split(":")
+    if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts[1:]):
+        return "", None, None
+    started = int(parts[2]) if len(parts) == 3 else None
+    return parts[0], int(parts[1]), started
+
+
+def _alive(pid: int, started: int | None) -> bool:
+    """The owner still runs: its pid exists and, when recorded, started at the same time."""
     if pid == os.getpid():
         return True
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or abs(round(process.create_time() * 100) - started) <= 1
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    return True
