@@ -62,6 +62,13 @@ def header(found: dict[str, dict[str, Any]]) -> str:
     dates = sorted(r["date"] for r in found.values())
     lines = [f"> **Mode:** {notes}.", f"> **Date:** {dates[0]} to {dates[-1]}."]
     lines += [f"> **Command:** `{c}` (from the repository root)." for c in commands]
+    busiest = max(r["machine"].get("load_avg_1m", 0.0) for r in found.values())
+    if busiest >= 1.0:
+        cores = next(iter(found.values()))["machine"]["cores"]
+        lines.append(
+            f"> **Note:** the machine was not idle (1-minute load average up to {busiest} on "
+            f"{cores} cores when a benchmark started): timings are noisy."
+        )
     return "\n".join(lines)
 
 
@@ -167,8 +174,8 @@ def overhead_limits(result: dict[str, Any]) -> list[str]:
             f"{storage['sqlite_wal']['total']:.0f} ms on SQLite as the server opens it, "
             f"{storage['in_memory']['total']:.0f} ms in memory, and "
             f"{storage['sqlite_wal_sync_normal']['total']:.0f} ms with "
-            "`PRAGMA synchronous=NORMAL`: about one SQLite transaction per call, each "
-            "synced to disk."
+            "`PRAGMA synchronous=NORMAL` (the WAL synced at checkpoints, not at every "
+            "commit): every report, attr and param is its own SQLite transaction."
         )
     if first is not None and later:
         lines.append(

@@ -212,7 +212,8 @@ def draw_curves(config: SamplersConfig, curves: list[dict[str, Any]], path: Path
             if mine:
                 curve = median_curve(mine)
                 axis.plot(range(1, len(curve) + 1), curve, label=sampler, marker=".")
-        axis.set_title(f"{dataset} ({len(config.seeds)} seeds, median)")
+        seeds = len(config.seeds)
+        axis.set_title(f"{dataset}: median of {seeds} seed{'s' if seeds > 1 else ''}")
         axis.set_xlabel("trial")
         axis.set_ylabel(f"best {metric} so far")
         axis.grid(alpha=0.3)

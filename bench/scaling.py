@@ -167,8 +167,8 @@ def slowdown_note(setups: list[dict[str, Any]]) -> str:
         slower = setup["mean_trial_wall_s"] / one if one else 0.0
         if slower:
             notes.append(
-                f"With {setup['label']} a trial took {slower:.2f}x as long as with 1 worker "
-                f"(which uses every core), so the speedup cannot pass "
+                f"With {setup['label'].replace(', ', ' (')}), a trial took {slower:.2f}x as "
+                "long as with 1 worker (which uses every core), so the speedup cannot pass "
                 f"{setup['setup']['n_workers'] / slower:.2f}x."
             )
     return (" " + " ".join(notes)) if notes else ""

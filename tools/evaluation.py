@@ -10,13 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import BaseModel, Field
-from sklearn.metrics import (
-    confusion_matrix,
-    precision_recall_curve,
-    precision_recall_fscore_support,
-)
 
-from tools.metrics import predict_labels, score_metrics, to_class_probs
+from tools.metrics import predict_labels, score_metrics, sklearn_metrics, to_class_probs
 
 
 class ClassMetrics(BaseModel):
@@ -51,7 +46,7 @@ def evaluate_probs(
     y_pred = predict_labels(class_probs, threshold)
     indices = list(range(len(labels)))
     scores = score_metrics(y_true, class_probs, threshold)
-    prec, rec, f1, support = precision_recall_fscore_support(
+    prec, rec, f1, support = sklearn_metrics().precision_recall_fscore_support(
         y_true, y_pred, labels=indices, zero_division=0
     )
     # Binary: the positive class; multiclass: the unweighted mean over classes.
@@ -69,7 +64,9 @@ def evaluate_probs(
         positive_class=labels[1] if binary else None,
         threshold=threshold if binary else None,
         labels=labels,
-        confusion_matrix=confusion_matrix(y_true, y_pred, labels=indices).tolist(),
+        confusion_matrix=sklearn_metrics()
+        .confusion_matrix(y_true, y_pred, labels=indices)
+        .tolist(),
         per_class={
             label: ClassMetrics(
                 precision=float(prec[i]),
@@ -85,7 +82,7 @@ def evaluate_probs(
 def best_f1_threshold(y_true: np.ndarray, probs: np.ndarray) -> float:
     """The positive-class threshold that maximises F1 (ties: the one nearest 0.5)."""
     positive = to_class_probs(probs)[:, 1]
-    precision, recall, thresholds = precision_recall_curve(y_true, positive)
+    precision, recall, thresholds = sklearn_metrics().precision_recall_curve(y_true, positive)
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.nan_to_num(2 * precision * recall / (precision + recall))[:-1]
     if len(thresholds) == 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from tools.errors import InvalidConfig, NothingToShow
-from tools.plots import PLOT_KINDS, PlotFile, render_plot
+from tools.plots import PLOT_KINDS, PlotFile
 from tools.retrain import load_history
 from tools.studies import load_study
 from tools.workspace import Workspace
@@ -21,6 +21,8 @@ class PlotReport(BaseModel):
 
 def plot_history(ws: Workspace, study_name: str, kind: str) -> tuple[PlotReport, list[bytes]]:
     """PNG bytes for each plot drawn, with the report naming the PNG and HTML files."""
+    from tools.plots import render_plot
+
     if kind != "all" and kind not in PLOT_KINDS:
         raise InvalidConfig(
             f"unknown plot kind '{kind}'; choose one of: all, {', '.join(PLOT_KINDS)}"

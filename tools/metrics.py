@@ -6,13 +6,16 @@ final model, so tuning and evaluation measure one thing the same way.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from sklearn.metrics import (
-    average_precision_score,
-    balanced_accuracy_score,
-    f1_score,
-    roc_auc_score,
-)
+
+
+def sklearn_metrics() -> Any:
+    """scikit-learn's metrics, imported on first use: it costs ~0.8 s of server start-up."""
+    from sklearn import metrics
+
+    return metrics
 
 
 def to_class_probs(probs: np.ndarray) -> np.ndarray:
@@ -42,11 +45,13 @@ def score_metrics(
     binary = n_classes == 2
     return {
         "accuracy": float(np.mean(y_pred == y_true)),
-        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": float(sklearn_metrics().balanced_accuracy_score(y_true, y_pred)),
         "auc": _safe_auc(y_true, class_probs, binary),
         "pr_auc": _pr_auc(y_true, class_probs, binary),
         "f1": float(
-            f1_score(y_true, y_pred, average="binary" if binary else "macro", zero_division=0)
+            sklearn_metrics().f1_score(
+                y_true, y_pred, average="binary" if binary else "macro", zero_division=0
+            )
         ),
     }
 
@@ -55,16 +60,18 @@ def _safe_auc(y_true: np.ndarray, class_probs: np.ndarray, binary: bool) -> floa
     if len(np.unique(y_true)) < 2:
         return float("nan")
     if binary:
-        return float(roc_auc_score(y_true, class_probs[:, 1]))
+        return float(sklearn_metrics().roc_auc_score(y_true, class_probs[:, 1]))
     labels = np.arange(class_probs.shape[1])
     if len(np.unique(y_true)) < len(labels):
         return float("nan")
     normalized = class_probs / np.clip(class_probs.sum(axis=1, keepdims=True), 1e-12, None)
-    return float(roc_auc_score(y_true, normalized, multi_class="ovr", labels=labels))
+    return float(
+        sklearn_metrics().roc_auc_score(y_true, normalized, multi_class="ovr", labels=labels)
+    )
 
 
 def _pr_auc(y_true: np.ndarray, class_probs: np.ndarray, binary: bool) -> float:
     if binary:
-        return float(average_precision_score(y_true, class_probs[:, 1]))
+        return float(sklearn_metrics().average_precision_score(y_true, class_probs[:, 1]))
     one_hot = np.eye(class_probs.shape[1])[y_true]
-    return float(average_precision_score(one_hot, class_probs, average="macro"))
+    return float(sklearn_metrics().average_precision_score(one_hot, class_probs, average="macro"))

@@ -6,15 +6,32 @@ numbers behind a plot), `_request` (one checked drawing job), `_matplotlib` /
 `_plotly` / `_training` (the drawings), `_files` and `_render` (writing them).
 """
 
-from tools.plots import _backend  # noqa: F401  (selects Agg before pyplot is imported)
-from tools.plots._data import TIMELINE_MAX_TRIALS, plot_data
-from tools.plots._files import PLOTLY_JS
+from importlib import import_module
+from typing import Any
+
 from tools.plots._kinds import PLOT_KINDS, PlotFile, plot_title
-from tools.plots._matplotlib import matplotlib_figure
-from tools.plots._plotly import plotly_figure
-from tools.plots._problems import plot_problem
-from tools.plots._render import render_plot
-from tools.plots._request import PlotRequest, prepare_plot
+
+# Drawing pulls in matplotlib, plotly and optuna.importance (~0.4 s): load those parts on
+# first use, so the server starts fast and `PLOT_KINDS` / `PlotFile` stay cheap to import.
+_LAZY = {
+    "TIMELINE_MAX_TRIALS": "_data",
+    "plot_data": "_data",
+    "PLOTLY_JS": "_files",
+    "matplotlib_figure": "_matplotlib",
+    "plotly_figure": "_plotly",
+    "plot_problem": "_problems",
+    "render_plot": "_render",
+    "PlotRequest": "_request",
+    "prepare_plot": "_request",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tools.plots' has no attribute {name!r}")
+    import_module("tools.plots._backend")  # selects Agg before pyplot is imported
+    return getattr(import_module(f"tools.plots.{_LAZY[name]}"), name)
+
 
 __all__ = [
     "PLOTLY_JS",
