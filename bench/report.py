@@ -135,22 +135,18 @@ def latency_limits(result: dict[str, Any]) -> list[str]:
     startup = profile["startup_imports"]
     heavy = ", ".join(f"{name} {s:.2f} s" for name, s in startup["heaviest"][:6])
     return [
-        f"- **best_params / list_trials on {n} trials.** In-process, `results.best_params` takes "
-        f"{best['seconds'] * 1000:.0f} ms; {share:.0%} of it is Optuna's "
-        "`RDBStorage._get_trials`, which loads every trial with its params, attrs and "
-        "intermediate values because `tools.results.best_params` calls `study.get_trials()` "
-        "to count states and `load_study` hands Optuna a bare `RDBStorage`, which "
-        "`optuna.load_study` wraps in a new, empty trial cache on every call. With one cache "
-        f"per workspace the first call costs {best['with_trial_cache']['first_s'] * 1000:.0f} ms "
-        f"and later ones {best['with_trial_cache']['later_s'] * 1000:.1f} ms "
+        f"- **best_params / list_trials on {n} trials.** With the bare RDB storage (before), "
+        f"`results.best_params` took {best['seconds'] * 1000:.0f} ms in-process, "
+        f"{share:.0%} of it in Optuna's `RDBStorage._get_trials`, reading every trial back on "
+        "every call. The workspace now keeps Optuna's trial cache "
+        "(`optuna.storages.get_storage`): the first call costs "
+        f"{best['with_trial_cache']['first_s'] * 1000:.0f} ms and later ones "
+        f"{best['with_trial_cache']['later_s'] * 1000:.1f} ms "
         f"(list_trials: {profile['list_trials']['with_trial_cache']['later_s'] * 1000:.1f} ms), "
         f"answers {'identical' if profile['same_answers'] else 'DIFFERENT'}.",
-        f"- **Startup.** Importing `server.cli` and `server.app` alone takes "
-        f"{startup['process_wall_s']:.2f} s; heaviest: {heavy}. `server.model_tools` "
-        f"adds {profile['startup_split']['model_tools_s']:.2f} s on top of every other server "
-        "module: its top-level imports of `tools.predict` (sklearn.metrics through "
-        "`tools.metrics`) and `tools.history_plots` / `tools.plots` (matplotlib, plotly) "
-        "serve only predict and plot_history.",
+        f"- **Startup.** Importing `server.cli` and `server.app` takes "
+        f"{startup['process_wall_s']:.2f} s; heaviest: {heavy}. scikit-learn, matplotlib and "
+        "plotly are imported on first use (predict, retrain, plot_history), not at startup.",
     ]
 
 

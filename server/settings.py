@@ -28,7 +28,7 @@ class Settings:
     trainer: str = "keras"
     trial_timeout_s: float = 3600.0
     max_trials_per_worker: int = 100
-    max_worker_rss_mb: float = 6144.0
+    max_worker_rss_mb: float = 3072.0
     max_consecutive_failures: int = 5
     default_wait_s: float = 45.0
     pin_cpus: bool = True
@@ -47,7 +47,7 @@ class Settings:
             "default_workers": int(env.get("SEQTUNE_WORKERS", "1")),
             "trainer": env.get("SEQTUNE_TRAINER", "keras"),
             "trial_timeout_s": _env_float("SEQTUNE_TRIAL_TIMEOUT_S", 3600.0),
-            "max_worker_rss_mb": _env_float("SEQTUNE_MAX_WORKER_RSS_MB", 6144.0),
+            "max_worker_rss_mb": _env_float("SEQTUNE_MAX_WORKER_RSS_MB", 3072.0),
             "default_wait_s": _env_float("SEQTUNE_WAIT_S", 45.0),
             "pin_cpus": env.get("SEQTUNE_PIN_CPUS", "1") not in ("0", "false", "no"),
         }

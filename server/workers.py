@@ -44,7 +44,7 @@ class PoolSettings:
     trainer: str = "keras"
     pin_cpus: bool = True
     max_trials_per_worker: int = 100
-    max_rss_mb: float = 6144.0
+    max_rss_mb: float = 3072.0
     trial_timeout_s: float = 3600.0
     start_timeout_s: float = 300.0
     max_idle_workers: int = 4

@@ -40,6 +40,7 @@ class Workspace:
     storage_url: str = ""
     data_roots: tuple[Path, ...] = ()
     _storage: Any = field(default=None, init=False, repr=False)
+    _rdb: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.root = self.root.expanduser().resolve()
@@ -53,12 +54,21 @@ class Workspace:
         return self.storage_url.startswith("sqlite")
 
     def storage(self) -> optuna.storages.BaseStorage:
-        """One RDB storage per workspace (engine and schema checks are costly)."""
+        """The workspace's storage behind Optuna's own trial cache, as for an RDB URL:
+        finished trials are read from the database once, then served from memory
+        (best_params on 1,000 trials: ~600 ms -> ~4 ms)."""
         if self._storage is None:
-            self.root.mkdir(parents=True, exist_ok=True)
-            self._storage = _open_storage(self.storage_url)
+            self._storage = optuna.storages.get_storage(self.rdb())
         storage: optuna.storages.BaseStorage = self._storage
         return storage
+
+    def rdb(self) -> optuna.storages.RDBStorage:
+        """The database itself: one engine per workspace (engine and schema checks cost)."""
+        if self._rdb is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._rdb = _open_storage(self.storage_url)
+        rdb: optuna.storages.RDBStorage = self._rdb
+        return rdb
 
     def study_dir(self, study_name: str) -> Path:
         return self.root / "studies" / validate_study_name(study_name)
@@ -67,7 +77,7 @@ class Workspace:
         return self.study_dir(study_name) / "data"
 
 
-def _open_storage(url: str) -> optuna.storages.BaseStorage:
+def _open_storage(url: str) -> optuna.storages.RDBStorage:
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # Readers (other processes, the CLI) wait instead of failing on a busy file.
@@ -77,9 +87,7 @@ def _open_storage(url: str) -> optuna.storages.BaseStorage:
     storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     if url.startswith("sqlite"):
         _enable_wal(storage)
-    # Optuna's own wrapper for RDB URLs: finished trials are read from the database once
-    # and then served from memory (best_params on 1,000 trials: ~600 ms -> ~4 ms).
-    return optuna.storages.get_storage(storage)
+    return storage
 
 
 def _enable_wal(storage: optuna.storages.RDBStorage) -> None:
