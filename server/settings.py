@@ -31,7 +31,7 @@ class Settings:
     max_worker_rss_mb: float = 3072.0
     max_consecutive_failures: int = 5
     default_wait_s: float = 45.0
-    pin_cpus: bool = True
+    pin_cpus: bool = False
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -49,7 +49,7 @@ class Settings:
             "trial_timeout_s": _env_float("SEQTUNE_TRIAL_TIMEOUT_S", 3600.0),
             "max_worker_rss_mb": _env_float("SEQTUNE_MAX_WORKER_RSS_MB", 3072.0),
             "default_wait_s": _env_float("SEQTUNE_WAIT_S", 45.0),
-            "pin_cpus": env.get("SEQTUNE_PIN_CPUS", "1") not in ("0", "false", "no"),
+            "pin_cpus": env.get("SEQTUNE_PIN_CPUS", "0") in ("1", "true", "yes"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -42,7 +42,7 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class PoolSettings:
     trainer: str = "keras"
-    pin_cpus: bool = True
+    pin_cpus: bool = False
     max_trials_per_worker: int = 100
     max_rss_mb: float = 3072.0
     trial_timeout_s: float = 3600.0
