@@ -78,9 +78,22 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqtune", description=__doc__)
     sub = parser.add_subparsers(dest="command")
 
-    serve = sub.add_parser("serve", help="run the MCP server over stdio")
+    serve = sub.add_parser("serve", help="run the MCP server (stdio, or streamable HTTP)")
     _common(serve)
     serve.add_argument("--workers", type=int, help="default parallel workers (env SEQTUNE_WORKERS)")
+    serve.add_argument(
+        "--transport",
+        choices=["stdio", "http"],
+        default="stdio",
+        help="stdio (default), or MCP streamable HTTP at http://HOST:PORT/mcp",
+    )
+    serve.add_argument("--host", help="http: address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="http: port (default 8000)")
+    serve.add_argument(
+        "--token-file",
+        type=Path,
+        help="http: file holding the bearer token clients must send (env SEQTUNE_HTTP_TOKEN)",
+    )
     serve.set_defaults(handler=_serve)
 
     demo = sub.add_parser("demo", help="tune a BiLSTM on builtin:gait through the MCP server")
@@ -101,6 +114,13 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> None:
     from server.app import Lifecycle, create_server
 
+    if args.transport == "http":
+        _serve_http(args)
+        return
+    if (args.host, args.port, args.token_file) != (None, None, None):
+        from server.http import refuse
+
+        refuse("--host, --port and --token-file need --transport http")
     settings = _settings(args)
     lifecycle = Lifecycle()
     server = create_server(settings, lifecycle)
@@ -128,6 +148,24 @@ def _serve(args: argparse.Namespace) -> None:
             tg.cancel_scope.cancel()
 
     anyio.run(serve)
+
+
+def _serve_http(args: argparse.Namespace) -> None:
+    from server import http
+    from server.app import Lifecycle, create_server
+
+    options = http.http_options(args.host, args.port, args.token_file)  # refuses bad setups
+    settings = _settings(args)
+    lifecycle = Lifecycle()
+    server = create_server(settings, lifecycle)
+    log.info(
+        "seqtune serving MCP over streamable HTTP at %s (%s); workspace %s; storage %s",
+        options.url,
+        "bearer token required" if options.token else "no token: loopback only",
+        settings.workspace,
+        settings.workspace_obj().storage_url,
+    )
+    anyio.run(http.serve, server, lifecycle, options)
 
 
 def _demo(args: argparse.Namespace) -> None:
