@@ -24,7 +24,7 @@ from server.state import AppState
 from server.study_tools import register_study_tools
 from server.workers import WorkerPool
 from tools import results, studies
-from tools.errors import SeqtuneError
+from tools.errors import SeqtuneError, StorageUnavailable
 from tools.trials import fail_orphans_in_all_studies
 from tools.workspace import Workspace
 
@@ -46,8 +46,7 @@ class Lifecycle:
 
     async def shutdown(self) -> None:
         for state in list(self.states):
-            await state.runs.shutdown()
-            await state.pool.aclose()
+            await state.aclose()
 
 
 def create_server(settings: Settings, lifecycle: Lifecycle | None = None) -> MCPServer:
@@ -56,7 +55,11 @@ def create_server(settings: Settings, lifecycle: Lifecycle | None = None) -> MCP
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[AppState]:
-        orphans = await anyio.to_thread.run_sync(fail_orphans_in_all_studies, ws)
+        try:
+            orphans = await anyio.to_thread.run_sync(fail_orphans_in_all_studies, ws)
+        except StorageUnavailable as exc:
+            log.error("%s", exc)  # server configuration: nothing can work without it
+            raise SystemExit(2) from None
         for study_name, numbers in orphans.items():
             log.warning(
                 "study '%s': trials %s were left RUNNING by a process that died; marked FAIL",
@@ -64,13 +67,13 @@ def create_server(settings: Settings, lifecycle: Lifecycle | None = None) -> MCP
                 numbers,
             )
         async with WorkerPool(settings.pool_settings()) as pool, anyio.create_task_group() as tg:
-            state = AppState(settings, ws, pool, RunManager(ws, pool, tg))
+            state = AppState(settings, ws, pool, RunManager(ws, tg))
             lifecycle.states.append(state)
             try:
                 yield state
             finally:
                 lifecycle.states.remove(state)
-                await state.runs.shutdown()
+                await state.aclose()
                 tg.cancel_scope.cancel()
 
     server = MCPServer("seqtune", instructions=INSTRUCTIONS, lifespan=lifespan, log_level="INFO")

@@ -31,7 +31,18 @@ def main(argv: list[str] | None = None) -> None:
         force=True,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    args.handler(args)
+    try:
+        args.handler(args)
+    except BaseExceptionGroup as group:  # a SystemExit raised inside a task group
+        exits = group.subgroup(SystemExit)
+        if exits is None:
+            raise
+        raise _first_leaf(exits) from None
+
+
+def _first_leaf(group: BaseExceptionGroup[SystemExit]) -> SystemExit:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _settings(args: argparse.Namespace, *, cwd_is_data_root: bool = False) -> Settings:
@@ -44,6 +55,7 @@ def _settings(args: argparse.Namespace, *, cwd_is_data_root: bool = False) -> Se
         data_roots=tuple(roots) or None,
         default_workers=getattr(args, "workers", None),
         trainer=args.trainer,
+        dask_scheduler=getattr(args, "dask_scheduler", None),
     )
 
 
@@ -81,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the MCP server (stdio, or streamable HTTP)")
     _common(serve)
     serve.add_argument("--workers", type=int, help="default parallel workers (env SEQTUNE_WORKERS)")
+    serve.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help="Dask scheduler for run_trials(executor='dask'), e.g. tcp://10.0.0.5:8786 "
+        "(env SEQTUNE_DASK_SCHEDULER; needs a PostgreSQL --storage)",
+    )
     serve.add_argument(
         "--transport",
         choices=["stdio", "http"],
@@ -127,7 +145,7 @@ def _serve(args: argparse.Namespace) -> None:
     log.info(
         "seqtune serving on stdio; workspace %s; storage %s",
         settings.workspace,
-        settings.workspace_obj().storage_url,
+        settings.workspace_obj().storage_label,
     )
 
     async def stop_on_signal() -> None:
@@ -163,7 +181,7 @@ def _serve_http(args: argparse.Namespace) -> None:
         options.url,
         "bearer token required" if options.token else "no token: loopback only",
         settings.workspace,
-        settings.workspace_obj().storage_url,
+        settings.workspace_obj().storage_label,
     )
     anyio.run(http.serve, server, lifecycle, options)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server import MCPServer
@@ -45,7 +45,12 @@ def register_run_tools(server: MCPServer) -> None:
         ] = None,
         n_workers: Annotated[
             int | None,
-            Field(ge=1, le=64, description="Parallel worker processes (default: server setting)."),
+            Field(
+                ge=1,
+                le=64,
+                description="Trials trained at once (default: the server setting for 'local', "
+                "every worker thread of the cluster for 'dask').",
+            ),
         ] = None,
         enqueue: Annotated[
             list[dict[str, Any]] | None,
@@ -60,6 +65,13 @@ def register_run_tools(server: MCPServer) -> None:
                 "retry is a new trial recording retry_of; it counts toward n_trials).",
             ),
         ] = 0,
+        executor: Annotated[
+            Literal["local", "dask"],
+            Field(
+                description="'local': worker processes of this server; 'dask': the Dask cluster "
+                "the server was started with (--dask-scheduler; needs PostgreSQL storage)."
+            ),
+        ] = "local",
         wait_s: Annotated[
             float | None,
             Field(
@@ -76,8 +88,9 @@ def register_run_tools(server: MCPServer) -> None:
         Cancelling this request cancels the run."""
         state = app_state(ctx)
         with tool_errors():
-            workers = n_workers or state.settings.default_workers
-            if workers > state.settings.max_workers:
+            trial_executor, default_workers = await state.executor(executor)
+            workers = n_workers or default_workers
+            if executor == "local" and workers > state.settings.max_workers:
                 raise InvalidConfig(
                     f"n_workers={workers} exceeds this server's limit of "
                     f"{state.settings.max_workers}"
@@ -92,7 +105,7 @@ def register_run_tools(server: MCPServer) -> None:
                 max_consecutive_failures=state.settings.max_consecutive_failures,
                 max_retries=retry_failed,
             )
-            run = await state.runs.start(study_name, plan)
+            run = await state.runs.start(study_name, plan, trial_executor, executor)
             try:
                 await state.runs.wait(run, _wait(state, wait_s), _progress_sink(ctx))
             except anyio.get_cancelled_exc_class():

@@ -22,11 +22,10 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectSendStream
 from pydantic import BaseModel, Field
 
-from server.workers import WorkerPool
 from tools.errors import RunNotFound, StudyBusy
 from tools.search_space import effective_params
 from tools.studies import best_trial_or_none, count_states, load_study
-from tools.trials import RunEvent, RunPlan, TrialInfo, TrialRun
+from tools.trials import RunEvent, RunPlan, TrialExecutor, TrialInfo, TrialRun
 from tools.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -44,6 +43,7 @@ class RunReport(BaseModel):
     n_trials: int | None = Field(description="Trials requested (None: until timeout_s).")
     timeout_s: float | None
     n_workers: int
+    executor: str = Field(description="'local' worker processes or the 'dask' cluster.")
     elapsed_s: float
     finished: int = Field(description="Trials of this run that reached a final state.")
     counts: dict[str, int] = Field(description="All trials of the study, by state.")
@@ -61,6 +61,8 @@ class Run:
     study_name: str
     plan: RunPlan
     trial_run: TrialRun
+    executor: TrialExecutor
+    executor_name: str = "local"
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
     state: RunStateName = "running"
@@ -79,8 +81,8 @@ class Run:
 class RunManager:
     """Starts, tracks, waits on and cancels runs; lives as long as the server."""
 
-    def __init__(self, ws: Workspace, executor: WorkerPool, tg: anyio.abc.TaskGroup) -> None:
-        self.ws, self.executor, self._tg = ws, executor, tg
+    def __init__(self, ws: Workspace, tg: anyio.abc.TaskGroup) -> None:
+        self.ws, self._tg = ws, tg
         self.runs: dict[str, Run] = {}
         self._starting: set[str] = set()
 
@@ -104,7 +106,9 @@ class RunManager:
                 "for it with get_run, or stop it with cancel_run"
             )
 
-    async def start(self, study_name: str, plan: RunPlan) -> Run:
+    async def start(
+        self, study_name: str, plan: RunPlan, executor: TrialExecutor, executor_name: str = "local"
+    ) -> Run:
         """Check and open the study now (errors raise here), then run in the background."""
         self.ensure_idle(study_name)
         run_id = uuid.uuid4().hex[:12]
@@ -114,13 +118,13 @@ class RunManager:
             if run is not None:
                 run.publish(event)
 
-        trial_run = TrialRun(self.ws, study_name, self.executor, plan, on_event)
+        trial_run = TrialRun(self.ws, study_name, executor, plan, on_event)
         self._starting.add(study_name)  # held across the await: one run per study
         try:
             await trial_run.prepare()
         finally:
             self._starting.discard(study_name)
-        run = Run(id=run_id, study_name=study_name, plan=plan, trial_run=trial_run)
+        run = Run(run_id, study_name, plan, trial_run, executor, executor_name)
         self.runs[run_id] = run
         self._tg.start_soon(self._drive, run)
         return run
@@ -173,7 +177,7 @@ class RunManager:
         run.scope.cancel()
         with anyio.CancelScope(shield=True):
             await run.done.wait()
-            await self.executor.close_idle()
+            await run.executor.close_idle()
 
     async def shutdown(self) -> None:
         """Cancel every active run; each ends its trials as FAIL 'cancelled'."""
@@ -201,6 +205,7 @@ class RunManager:
             n_trials=run.plan.n_trials,
             timeout_s=run.plan.timeout_s,
             n_workers=run.plan.n_workers,
+            executor=run.executor_name,
             elapsed_s=round(end - run.started, 2),
             finished=run.trial_run.state.finished,
             counts=count_states(trials),

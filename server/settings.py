@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from server.workers import PoolSettings, available_cpus
+from tools.heartbeat import HeartbeatSettings
 from tools.workspace import Workspace, default_workspace
 
 
@@ -32,6 +33,8 @@ class Settings:
     max_consecutive_failures: int = 5
     default_wait_s: float = 45.0
     pin_cpus: bool = False
+    dask_scheduler: str = ""
+    heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -50,6 +53,8 @@ class Settings:
             "max_worker_rss_mb": _env_float("SEQTUNE_MAX_WORKER_RSS_MB", 3072.0),
             "default_wait_s": _env_float("SEQTUNE_WAIT_S", 45.0),
             "pin_cpus": env.get("SEQTUNE_PIN_CPUS", "0") in ("1", "true", "yes"),
+            "dask_scheduler": env.get("SEQTUNE_DASK_SCHEDULER", ""),
+            "heartbeat": HeartbeatSettings.from_env(),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -5,7 +5,9 @@ tmp_path, a small .npz dataset written inside it, and helpers that look at
 worker processes from the outside (psutil).
 """
 
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
+import optuna  # noqa: E402
 import psutil  # noqa: E402
 
 from tools.workspace import Workspace  # noqa: E402
@@ -82,3 +85,50 @@ def pid_alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+# PostgreSQL: the tests that need a server take its URL from SEQTUNE_TEST_POSTGRES_URL
+# (.ci/postgres.sh starts one and .ci/run sets it). Without it they skip, visibly,
+# unless SEQTUNE_REQUIRE_POSTGRES=1 (CI) turns the skip into a failure.
+POSTGRES_URL = os.environ.get("SEQTUNE_TEST_POSTGRES_URL", "")
+
+
+def _no_postgres() -> None:
+    reason = "no PostgreSQL server: set SEQTUNE_TEST_POSTGRES_URL (see .ci/postgres.sh)"
+    if os.environ.get("SEQTUNE_REQUIRE_POSTGRES") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL to a fresh, empty PostgreSQL database, dropped after the test."""
+    if not POSTGRES_URL:
+        _no_postgres()
+    from bench.postgres import fresh_database
+
+    with fresh_database(POSTGRES_URL, prefix="seqtune_test") as url:
+        yield url
+
+
+@pytest.fixture
+def pg_ws(tmp_path: Path, postgres_url: str) -> Iterator[Workspace]:
+    """A workspace whose storage is a fresh PostgreSQL database (artifacts in tmp_path)."""
+    ws = Workspace(tmp_path / "ws", storage_url=postgres_url)
+    yield ws
+    ws.close()
+
+
+def stored_trials(url: str, study_name: str = "s") -> list[optuna.trial.FrozenTrial]:
+    """The study's trials as a fresh reader sees them (its connections closed after)."""
+    storage = optuna.storages.RDBStorage(url)
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage).get_trials()
+    finally:
+        storage.engine.dispose()
+
+
+@pytest.fixture
+def pg_small_npz(pg_ws: Workspace) -> str:
+    write_small_npz(pg_ws.root / "d.npz")
+    return "d.npz"

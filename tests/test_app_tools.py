@@ -49,7 +49,7 @@ READ_ONLY = {"best_params", "list_trials", "list_studies", "describe_dataset", "
 
 def make_server(ws: Workspace, **kw: Any) -> MCPServer:
     options: dict[str, Any] = {"trainer": "fake", "pin_cpus": False, "default_wait_s": 30.0, **kw}
-    return create_server(Settings(workspace=ws.root, **options))
+    return create_server(Settings(workspace=ws.root, storage_url=ws.storage_url, **options))
 
 
 @pytest.fixture

@@ -32,6 +32,10 @@ class InvalidConfig(SeqtuneError):
     """An argument outside what seqtune supports (sampler, pruner, split, ...)."""
 
 
+class StorageUnavailable(SeqtuneError):
+    """The configured storage cannot be opened (driver missing, server down, bad URL)."""
+
+
 class StudyNotFound(SeqtuneError):
     """No study of that name in the storage."""
 

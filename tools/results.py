@@ -127,4 +127,4 @@ def list_studies(ws: Workspace) -> StudyList:
                 best_value=best.value if best else None,
             )
         )
-    return StudyList(storage=ws.storage_url, studies=sorted(briefs, key=lambda b: b.study_name))
+    return StudyList(storage=ws.storage_label, studies=sorted(briefs, key=lambda b: b.study_name))

@@ -189,7 +189,7 @@ def load_study(ws: Workspace, name: str, resume: bool = False) -> tuple[optuna.S
     attrs = storage.get_study_user_attrs(study_id)
     if CONFIG_ATTR not in attrs:
         raise NotASeqtuneStudy(
-            f"study '{name}' exists in {ws.storage_url} but was not created by seqtune "
+            f"study '{name}' exists in {ws.storage_label} but was not created by seqtune "
             "(no recorded configuration); create a new study with create_study"
         )
     config = StudyConfig.model_validate(attrs[CONFIG_ATTR])
@@ -359,7 +359,7 @@ def study_summary(ws: Workspace, name: str) -> StudySummary:
         best_trial=best.number if best else None,
         test_evaluations=int(attrs.get(TEST_USES_ATTR, 0)),
         artifacts_dir=str(ws.study_dir(name)),
-        storage=ws.storage_url,
+        storage=ws.storage_label,
     )
 
 
@@ -374,7 +374,7 @@ def delete_study(ws: Workspace, name: str) -> list[str]:
     """Delete the study from storage and its artifacts folder; returns what was removed."""
     load_study(ws, name)  # raises a helpful StudyNotFound
     optuna.delete_study(study_name=name, storage=ws.storage())
-    removed = [f"study '{name}' in {ws.storage_url}"]
+    removed = [f"study '{name}' in {ws.storage_label}"]
     folder = ws.study_dir(name)
     if folder.exists():
         shutil.rmtree(folder)

@@ -25,6 +25,7 @@ import psutil
 from pydantic import BaseModel, Field
 
 from tools.errors import SeqtuneError
+from tools.heartbeat import HeartbeatSettings, fail_stale_trials, heartbeat_storage
 from tools.protocol import Decision, EpochReport, TrialJob, TrialResult
 from tools.search_space import check_enqueued, resolve_search_space, suggest_params
 from tools.studies import ensure_prepared, load_study, study_names
@@ -40,13 +41,21 @@ OWNER = f"{socket.gethostname()}:{os.getpid()}:{round(psutil.Process().create_ti
 
 
 class TrialExecutor(Protocol):
-    """Trains one trial somewhere (a warm worker process) and returns its result."""
+    """Trains one trial somewhere and returns its result.
+
+    Local workers send their epochs to `on_epoch`, which reports them to the
+    study and answers with the pruner's decision. An executor whose workers
+    report to the shared storage themselves (Dask) sets `reports_to_storage`;
+    its `on_epoch` calls then only feed progress.
+    """
 
     async def run_trial(
         self, job: TrialJob, on_epoch: Callable[[EpochReport], Awaitable[Decision]], threads: int
     ) -> TrialResult: ...
 
     def threads_for(self, n_workers: int) -> int: ...
+
+    async def close_idle(self) -> None: ...
 
 
 class TrialInfo(BaseModel):
@@ -114,6 +123,7 @@ class TrialRun:
         self._limiter = anyio.CapacityLimiter(1)
         self._context: tuple[Any, ...] | None = None
         self._max_epochs = 1
+        self._remote = bool(getattr(executor, "reports_to_storage", False))
 
     async def prepare(self) -> None:
         """Open the study and check the plan; errors surface here, before any trial starts."""
@@ -123,6 +133,9 @@ class TrialRun:
         study, config = load_study(self.ws, self.study_name, resume=True)
         self._max_epochs = config.max_epochs
         fail_orphaned_trials(study)
+        fail_stale_trials(
+            study, heartbeat_storage(self.ws.storage_url, HeartbeatSettings.from_env())
+        )
         space = resolve_search_space(config.search_space)
         for params in self.plan.enqueue:
             check_enqueued(params, space)
@@ -195,7 +208,9 @@ class TrialRun:
         self, trial: optuna.Trial, info: TrialInfo, metric: str, report: EpochReport
     ) -> Decision:
         info.epochs = report.epoch + 1
-        if not math.isfinite(report.value):
+        if self._remote or not math.isfinite(report.value):
+            if self._remote:
+                self._emit("epoch", trial.number, _epoch_message(trial.number, metric, report))
             return Decision()
 
         def report_and_decide() -> bool:
@@ -203,11 +218,7 @@ class TrialRun:
             return bool(trial.should_prune())
 
         prune = await _storage(report_and_decide, self._limiter)
-        self._emit(
-            "epoch",
-            trial.number,
-            f"trial {trial.number} epoch {report.epoch + 1}: {metric} {report.value:.4f}",
-        )
+        self._emit("epoch", trial.number, _epoch_message(trial.number, metric, report))
         return Decision(prune=prune)
 
     async def _finish(
@@ -228,7 +239,10 @@ class TrialRun:
         }[result.state]
 
         def tell() -> float | None:
-            _record(trial, info, result)
+            try:
+                _record(trial, info, result)
+            except optuna.exceptions.UpdateFinishedTrialError:  # ended by another process
+                return study._storage.get_trial(trial._trial_id).value
             value = result.value if state == optuna.trial.TrialState.COMPLETE else None
             frozen = study.tell(trial, value, state=state, skip_if_finished=True)
             if state == optuna.trial.TrialState.FAIL and result.reason != "cancelled":
@@ -282,6 +296,10 @@ class TrialRun:
         share = sum(running) / (self._max_epochs * max(1, self.plan.n_workers))
         progress = state.finished + min(share, 0.99)
         self.on_event(RunEvent(kind, trial, msg, state.finished, self.plan.n_trials, progress))
+
+
+def _epoch_message(number: int, metric: str, report: EpochReport) -> str:
+    return f"trial {number} epoch {report.epoch + 1}: {metric} {report.value:.4f}"
 
 
 def _record(trial: optuna.Trial, info: TrialInfo, result: TrialResult) -> None:

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     _watch_parent(os.getppid())
     _pin_cpus(args.cpus, args.threads)
     started = time.perf_counter()
-    runner, stop_exc, tasks = _load_trainer(args.trainer, args.threads)
+    runner, stop_exc, tasks = load_trainer(args.trainer, args.threads)
     ready = Ready(
         pid=os.getpid(),
         trainer=args.trainer,
@@ -79,7 +79,7 @@ def _pin_cpus(cpus: str, threads: int) -> None:
         os.environ[var] = str(threads)
 
 
-def _load_trainer(
+def load_trainer(
     name: str, threads: int
 ) -> tuple[TrialRunner, type[BaseException], dict[str, TaskRunner]]:
     if name == "fake":
@@ -121,13 +121,13 @@ def _serve(
             return
         if kind == "trial":
             job = TrialJob.model_validate(body["job"])
-            _send(out, "result", _run_guarded(runner, stop_exc, job, ask_server))
+            _send(out, "result", run_guarded(runner, stop_exc, job, ask_server))
         elif kind == "task":
             progress = partial(_send, out, "progress")
             _send(out, "task_result", _run_task(tasks, body["kind"], body["job"], progress))
 
 
-def _run_guarded(
+def run_guarded(
     runner: TrialRunner,
     stop_exc: type[BaseException],
     job: TrialJob,

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 
-from tools.errors import InvalidConfig
+from tools.errors import InvalidConfig, StorageUnavailable
 
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -53,6 +54,17 @@ class Workspace:
     def is_sqlite(self) -> bool:
         return self.storage_url.startswith("sqlite")
 
+    @property
+    def storage_label(self) -> str:
+        """The storage URL with its password masked: what results and logs show."""
+        return redact_url(self.storage_url)
+
+    def close(self) -> None:
+        """Close the database connections (a server's or a test's last step)."""
+        if self._rdb is not None:
+            self._rdb.engine.dispose()
+        self._rdb = self._storage = None
+
     def storage(self) -> optuna.storages.BaseStorage:
         """The workspace's storage behind Optuna's own trial cache, as for an RDB URL:
         finished trials are read from the database once, then served from memory
@@ -66,7 +78,7 @@ class Workspace:
         """The database itself: one engine per workspace (engine and schema checks cost)."""
         if self._rdb is None:
             self.root.mkdir(parents=True, exist_ok=True)
-            self._rdb = _open_storage(self.storage_url)
+            self._rdb = open_storage(self.storage_url)
         rdb: optuna.storages.RDBStorage = self._rdb
         return rdb
 
@@ -77,14 +89,34 @@ class Workspace:
         return self.study_dir(study_name) / "data"
 
 
-def _open_storage(url: str) -> optuna.storages.RDBStorage:
+def redact_url(url: str) -> str:
+    try:
+        return str(sqlalchemy.engine.make_url(url).render_as_string(hide_password=True))
+    except sqlalchemy.exc.ArgumentError:
+        return url.split("@")[-1]
+
+
+def open_storage(url: str, **options: Any) -> optuna.storages.RDBStorage:
+    """An RDB storage for `url`; `options` go to `RDBStorage` (e.g. heartbeats)."""
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # Readers (other processes, the CLI) wait instead of failing on a busy file.
         engine_kwargs["connect_args"] = {"timeout": 60}
     else:
         engine_kwargs["pool_pre_ping"] = True
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    try:
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
+    except ImportError:
+        raise StorageUnavailable(
+            f"no database driver for {redact_url(url)}: for PostgreSQL install "
+            "pip install 'seqtune[cluster]' (psycopg)"
+        ) from None
+    except (sqlalchemy.exc.SQLAlchemyError, ValueError) as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise StorageUnavailable(
+            f"cannot open the storage {redact_url(url)}: {detail}; check --storage / "
+            "SEQTUNE_STORAGE (user, password, host, database) and that the server runs"
+        ) from None
     if url.startswith("sqlite"):
         _enable_wal(storage)
     return storage
