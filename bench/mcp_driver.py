@@ -73,7 +73,9 @@ class Server:
         return parse_worker_starts(self.log_path)
 
 
-def serve_params(workspace: Path, trainer: str, env: dict[str, str]) -> StdioServerParameters:
+def serve_params(
+    workspace: Path, trainer: str, env: dict[str, str], extra: tuple[str, ...] = ()
+) -> StdioServerParameters:
     """`seqtune serve` in this interpreter, allowed to read the shared datasets."""
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     base.update({"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO), **env})
@@ -89,19 +91,24 @@ def serve_params(workspace: Path, trainer: str, env: dict[str, str]) -> StdioSer
         trainer,
         "--log-level",
         "INFO",
+        *extra,
     ]
     return StdioServerParameters(command=sys.executable, args=args, env=base, cwd=str(REPO))
 
 
 @asynccontextmanager
 async def seqtune_server(
-    workspace: Path, *, trainer: str = "keras", env: dict[str, str] | None = None
+    workspace: Path,
+    *,
+    trainer: str = "keras",
+    env: dict[str, str] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> AsyncIterator[Server]:
     """Start a server, time spawn -> `initialize` answered, and hand out its client."""
     workspace.mkdir(parents=True, exist_ok=True)
     log_path = workspace.parent / f"{workspace.name}.server.log"
     with log_path.open("a") as log:
-        params = serve_params(workspace, trainer, env or {})
+        params = serve_params(workspace, trainer, env or {}, extra)
         started = time.perf_counter()
         transport = stdio_client(params, errlog=log)
         async with Client(transport, read_timeout_seconds=CALL_TIMEOUT_S) as client:
@@ -129,6 +136,7 @@ async def run_to_end(
     n_trials: int,
     n_workers: int,
     enqueue: list[dict[str, Any]] | None = None,
+    executor: str = "local",
 ) -> tuple[dict[str, Any], float]:
     """run_trials, polling get_run until the run ends; returns its report and wall seconds."""
     arguments: dict[str, Any] = {
@@ -136,6 +144,7 @@ async def run_to_end(
         "n_trials": n_trials,
         "n_workers": n_workers,
         "wait_s": CALL_TIMEOUT_S - 60,
+        "executor": executor,
     }
     if enqueue:
         arguments["enqueue"] = enqueue
@@ -174,9 +183,15 @@ def storage_url(workspace: Path) -> str:
     return f"sqlite:///{workspace / 'seqtune.db'}"
 
 
-def stored_trials(workspace: Path, study_name: str) -> list[optuna.trial.FrozenTrial]:
-    study = optuna.load_study(study_name=study_name, storage=storage_url(workspace))
-    return sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+def stored_trials(
+    workspace: Path, study_name: str, storage: str | None = None
+) -> list[optuna.trial.FrozenTrial]:
+    rdb = optuna.storages.RDBStorage(storage or storage_url(workspace))
+    try:
+        study = optuna.load_study(study_name=study_name, storage=rdb)
+        return sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    finally:
+        rdb.engine.dispose()
 
 
 def trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
@@ -195,6 +210,7 @@ def trial_record(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "start": trial.datetime_start.timestamp() if trial.datetime_start else None,
         "complete": trial.datetime_complete.timestamp() if trial.datetime_complete else None,
         "wall_s": wall,
+        "worker": trial.user_attrs.get("seqtune_remote_worker"),
     }
 
 

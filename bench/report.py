@@ -8,13 +8,14 @@ from typing import Any
 
 from bench.common import markdown_table
 
-ORDER = ("overhead", "scaling", "pruning", "samplers", "latency")
+ORDER = ("overhead", "scaling", "pruning", "samplers", "latency", "dask")
 TITLES = {
     "overhead": "1. Overhead: seqtune over MCP vs the plain Optuna loop",
     "scaling": "2. Parallel scaling",
     "pruning": "3. Pruning",
     "samplers": "4. Samplers",
     "latency": "5. Server latency and scale",
+    "dask": "7. Scale-out: Dask workers on PostgreSQL",
 }
 MODE_NOTES = {
     "full": "full mode (`make bench`)",
@@ -36,6 +37,7 @@ def load_results(out_dir: Path) -> dict[str, dict[str, Any]]:
 
 def write_results_md(out_dir: Path) -> Path:
     found = load_results(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "RESULTS.md"
     path.write_text(render(found) + "\n")
     return path

@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio
 
-from bench import latency, overhead, pruning, samplers, scaling
+from bench import dask_scaling, latency, overhead, pruning, samplers, scaling
 from bench.common import BENCH_DIR, command_line, machine_info, now_iso, write_result
 from bench.report import write_results_md
 
@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "pruning": pruning,
     "samplers": samplers,
     "latency": latency,
+    "dask": dask_scaling,
 }
 
 

@@ -13,6 +13,7 @@ or the trial's heartbeat going stale.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -36,7 +37,6 @@ from tools.remote import (
 from tools.workspace import Workspace
 
 log = logging.getLogger(__name__)
-POLL_S = 0.25
 WATCH_S = 2.0
 CONNECT_TIMEOUT_S = 10
 
@@ -68,6 +68,7 @@ class DaskExecutor:
         self.trial_timeout_s = trial_timeout_s
         self.heartbeat = heartbeat
         self._client: Any = None
+        self._waits = anyio.CapacityLimiter(256)
         self._watch_storage: Any = None
         self._files: dict[str, tuple[tuple[int, ...], dict[str, bytes]]] = {}
 
@@ -147,16 +148,11 @@ class DaskExecutor:
     ) -> TrialResult:
         deadline = time.monotonic() + self.trial_timeout_s
         reported = -1
-        next_watch = 0.0
-        while not future.done():
-            await anyio.sleep(POLL_S)
+        while not await self._wait_done(future, WATCH_S):
             if time.monotonic() >= deadline:
                 return TrialResult(
                     state="fail", reason=f"trial timed out after {self.trial_timeout_s:g} s"
                 )
-            if time.monotonic() < next_watch:
-                continue
-            next_watch = time.monotonic() + WATCH_S
             values, stale_worker = await anyio.to_thread.run_sync(self._watch, job)
             for epoch in sorted(e for e in values if e > reported):
                 await on_epoch(EpochReport(epoch=epoch, value=values[epoch]))
@@ -168,6 +164,18 @@ class DaskExecutor:
                     state="fail", epochs=reported + 1, reason=f"{reason}: {stale_worker}"
                 )
         return await anyio.to_thread.run_sync(_result_of, future, reported + 1)
+
+    async def _wait_done(self, future: Any, timeout: float) -> bool:
+        """Wait up to `timeout` for the task to end; True once it has (no polling delay)."""
+        from distributed import wait
+
+        def waited() -> bool:
+            with contextlib.suppress(TimeoutError):
+                wait([future], timeout=timeout)  # type: ignore[no-untyped-call]
+            return bool(future.done())
+
+        # A thread per running trial, outside the default limiter the storage calls use.
+        return await anyio.to_thread.run_sync(waited, limiter=self._waits, abandon_on_cancel=True)
 
     def _watch(self, job: TrialJob) -> tuple[dict[int, float], str | None]:
         """The trial's reported epochs (for progress) and, if its heartbeat went stale,
