@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio
 
-from bench.common import REPO, markdown_table, mean, target
+from bench.common import REPO, markdown_table, mean
 from bench.mcp_driver import (
     BenchError,
     call,
@@ -32,10 +32,9 @@ from bench.mcp_driver import (
     trial_record,
 )
 from bench.postgres import fresh_database, server_url
-from bench.scaling import FIXED_SPACE
+from bench.scaling import FIXED_SPACE, SPEEDUP_TARGET, speedup_summary, study_arguments
 
 NAME = "dask"
-SPEEDUP_TARGET = 1.6
 DASK = str(Path(sys.executable).with_name("dask"))
 
 
@@ -87,7 +86,7 @@ async def run_setup(config: DaskConfig, setup: Setup, folder: Path, url: str) ->
         env = {"SEQTUNE_FAKE_EPOCH_SECONDS": "0.01"}
         async with seqtune_server(workspace, trainer=config.trainer, env=env, extra=extra) as srv:
             await warm_up(srv.client, setup, config.dataset)
-            await call(srv.client, "create_study", **study_arguments(config))
+            await call(srv.client, "create_study", **study_arguments(config, "dask"))
             _, wall = await run_to_end(
                 srv.client, "dask", config.n_trials, setup.n_workers, executor=setup.executor
             )
@@ -169,35 +168,13 @@ def _wait_for_workers(address: str, n_workers: int) -> None:
             client.wait_for_workers(n_workers, timeout=120)
 
 
-def study_arguments(config: DaskConfig) -> dict[str, Any]:
-    return {
-        "study_name": "dask",
-        "dataset": config.dataset,
-        "metric": "val_loss",
-        "pruner": "none",
-        "search_space": FIXED_SPACE,
-        "max_epochs": config.max_epochs,
-        "patience": config.max_epochs,
-        "seed": config.seed,
-    }
-
-
 def summarise(setups: list[dict[str, Any]]) -> dict[str, Any]:
-    base = setups[0]["trials_per_hour"]
-    for setup in setups:
-        setup["speedup"] = setup["trials_per_hour"] / base
-    speedup = setups[1]["speedup"] if len(setups) > 1 else None
-    return {
-        "setups": setups,
-        "speedup_2_dask_workers": speedup,
-        "targets": {
-            "speedup": target(
-                f"2 Dask workers >= {SPEEDUP_TARGET}x the trials/hour of 1",
-                speedup,
-                None if speedup is None else speedup >= SPEEDUP_TARGET,
-            )
-        },
-    }
+    return speedup_summary(
+        setups,
+        setups[1] if len(setups) > 1 else None,
+        "speedup_2_dask_workers",
+        f"2 Dask workers >= {SPEEDUP_TARGET}x the trials/hour of 1",
+    )
 
 
 def markdown(result: dict[str, Any]) -> str:

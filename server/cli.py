@@ -130,8 +130,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from server.app import Lifecycle, create_server
-
     if args.transport == "http":
         _serve_http(args)
         return
@@ -139,14 +137,7 @@ def _serve(args: argparse.Namespace) -> None:
         from server.http import refuse
 
         refuse("--host, --port and --token-file need --transport http")
-    settings = _settings(args)
-    lifecycle = Lifecycle()
-    server = create_server(settings, lifecycle)
-    log.info(
-        "seqtune serving on stdio; workspace %s; storage %s",
-        settings.workspace,
-        settings.workspace_obj().storage_label,
-    )
+    server, lifecycle = _start_server(args, "on stdio")
 
     async def stop_on_signal() -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -168,21 +159,24 @@ def _serve(args: argparse.Namespace) -> None:
     anyio.run(serve)
 
 
-def _serve_http(args: argparse.Namespace) -> None:
-    from server import http
+def _start_server(args: argparse.Namespace, where: str) -> tuple[Any, Any]:
+    """The MCP server and its lifecycle, built from the flags; logs where it serves."""
     from server.app import Lifecycle, create_server
 
-    options = http.http_options(args.host, args.port, args.token_file)  # refuses bad setups
     settings = _settings(args)
     lifecycle = Lifecycle()
     server = create_server(settings, lifecycle)
-    log.info(
-        "seqtune serving MCP over streamable HTTP at %s (%s); workspace %s; storage %s",
-        options.url,
-        "bearer token required" if options.token else "no token: loopback only",
-        settings.workspace,
-        settings.workspace_obj().storage_label,
-    )
+    ws = settings.workspace_obj()
+    log.info("seqtune serving %s; workspace %s; storage %s", where, ws.root, ws.storage_label)
+    return server, lifecycle
+
+
+def _serve_http(args: argparse.Namespace) -> None:
+    from server import http
+
+    options = http.http_options(args.host, args.port, args.token_file)  # refuses bad setups
+    token = "bearer token required" if options.token else "no token: loopback only"
+    server, lifecycle = _start_server(args, f"MCP over streamable HTTP at {options.url} ({token})")
     anyio.run(http.serve, server, lifecycle, options)
 
 

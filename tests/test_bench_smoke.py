@@ -1,8 +1,9 @@
 """The benchmarks at their smallest sizes (`python -m bench.run_all --smoke`), so they keep working.
 
-One run of all five (about 80 s): the overhead benchmark trains for real
+One run of all six (about 110 s): the overhead benchmark trains for real
 (1 trial, 1 epoch, in a plain subprocess and in a seqtune worker); scaling,
-pruning and samplers use the fake trainer; latency needs no training.
+pruning, samplers and dask use the fake trainer (dask on a real PostgreSQL and
+real `dask scheduler`/`dask worker` processes); latency needs no training.
 """
 
 from __future__ import annotations
@@ -87,8 +88,26 @@ def test_latency(bench_out: Path) -> None:
     assert data["profile"]["startup_imports"]["heaviest"]
 
 
+def test_dask(bench_out: Path) -> None:
+    data = result(bench_out, "dask")
+    labels = [s["label"] for s in data["setups"]]
+    assert labels == ["dask, 1 worker", "dask, 2 workers", "local, 2 workers"]
+    assert all(s["trials_per_hour"] > 0 for s in data["setups"])
+    assert [s["workers_used"] for s in data["setups"]] == [1, 2, 0]
+    assert data["speedup_2_dask_workers"] > 0
+
+
 def test_results_md(bench_out: Path) -> None:
     text = (bench_out / "RESULTS.md").read_text()
     assert "SMOKE mode" in text and "--smoke" in text
-    for title in ("Overhead", "Parallel scaling", "Pruning", "Samplers", "latency", "limits"):
+    titles = (
+        "Overhead",
+        "Parallel scaling",
+        "Pruning",
+        "Samplers",
+        "latency",
+        "Scale-out",
+        "limits",
+    )
+    for title in titles:
         assert title in text

@@ -255,16 +255,21 @@ async def test_mcp_client_without_the_token_fails(
 # -- where it may listen --------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_non_loopback_without_token_refuses_to_start(tmp_path: Path) -> None:
-    done = subprocess.run(
-        serve_cmd(tmp_path / "ws", free_port(), "--host", "0.0.0.0"),
+def run_serve(workspace: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`seqtune serve --transport http` to its end (these setups refuse to start)."""
+    return subprocess.run(
+        serve_cmd(workspace, free_port(), *extra),
         env=serve_env(),
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+@pytest.mark.slow
+def test_non_loopback_without_token_refuses_to_start(tmp_path: Path) -> None:
+    done = run_serve(tmp_path / "ws", "--host", "0.0.0.0")
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -278,14 +283,7 @@ def test_missing_or_empty_token_file_refuses_to_start(tmp_path: Path, content: s
     token_file = tmp_path / "token"
     if content is not None:
         token_file.write_text(content)
-    done = subprocess.run(
-        serve_cmd(tmp_path / "ws", free_port(), "--token-file", str(token_file)),
-        env=serve_env(),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_serve(tmp_path / "ws", "--token-file", str(token_file))
     assert done.returncode == 2
     expected = "no such file" if content is None else "is empty"
     assert expected in done.stderr and str(token_file) in done.stderr
