@@ -19,9 +19,9 @@ import anyio
 from server.settings import Settings
 from server.workers import WorkerPool
 from tools import results, studies
-from tools.errors import SeqtuneError
+from tools.errors import InvalidConfig, SeqtuneError
 from tools.schemas import METRICS, PrunerSpec, SamplerSpec
-from tools.trials import RunEvent, RunPlan, TrialRun
+from tools.trials import RunEvent, RunPlan, TrialInfo, TrialRun
 
 SettingsFactory = Callable[..., Settings]
 
@@ -67,6 +67,15 @@ def add_commands(
     p.add_argument("study")
     p.add_argument("--limit", type=int, default=20)
     command("studies", "list studies", _studies)
+    p = command(
+        "worker",
+        "join a study from this machine: train its trials here, on the shared --storage",
+        _worker,
+    )
+    p.add_argument("study")
+    p.add_argument("--trials", type=int, help="trials to train here (default: until --timeout)")
+    p.add_argument("--timeout", type=float, help="start no new trial after this many seconds")
+    p.add_argument("--dataset", help="this machine's copy of the study's dataset (same sha256)")
 
 
 def _guarded(
@@ -133,6 +142,31 @@ def _best(args: argparse.Namespace, settings: Settings) -> None:
 
 def _trials(args: argparse.Namespace, settings: Settings) -> None:
     _dump(results.list_trials(settings.workspace_obj(), args.study, limit=args.limit))
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> None:
+    from tools.join import join_study
+
+    ws = settings.workspace_obj()
+    if ws.is_sqlite:
+        raise InvalidConfig(
+            "seqtune worker writes to the study itself, beside the server: give it the "
+            "PostgreSQL storage every machine shares (--storage postgresql://...)"
+        )
+    if args.trials is None and args.timeout is None:
+        raise InvalidConfig("give --trials, --timeout, or both")
+
+    def show(info: TrialInfo) -> None:
+        value = "" if info.value is None else f", value {info.value:.4f}"
+        print(
+            f"trial {info.number} {info.state.lower()} after {info.epochs} epochs{value}",
+            flush=True,
+        )
+
+    report = join_study(
+        ws, args.study, args.trials, args.timeout, settings.trainer, args.dataset, show
+    )
+    _dump(report)
 
 
 def _studies(args: argparse.Namespace, settings: Settings) -> None:

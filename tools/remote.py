@@ -86,7 +86,7 @@ def _run(job: TrialJob, spec: RemoteSpec, files: dict[str, bytes]) -> TrialResul
     from tools.worker import run_guarded
 
     with Heartbeat(storage, trial_id):
-        return run_guarded(runner, stop_exc, local_job, partial(_report, storage, trial))
+        return run_guarded(runner, stop_exc, local_job, partial(report_to_storage, storage, trial))
 
 
 def _claim(storage: optuna.storages.RDBStorage, trial_id: int) -> str | None:
@@ -100,12 +100,13 @@ def _claim(storage: optuna.storages.RDBStorage, trial_id: int) -> str | None:
     return None
 
 
-def _report(
+def report_to_storage(
     storage: optuna.storages.RDBStorage, trial: optuna.Trial, report: EpochReport
 ) -> Decision:
-    """Report the epoch to the study and ask its pruner; stop once the server ended the trial."""
+    """Report the epoch to the study and ask its pruner; stop once the trial was ended
+    elsewhere (cancelled, timed out, or failed stale by the server)."""
     if storage.get_trial(trial._trial_id).state.is_finished():
-        return Decision(stop=True)  # cancelled, timed out or failed stale by the server
+        return Decision(stop=True)
     if not math.isfinite(report.value):
         return Decision()
     try:

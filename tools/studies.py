@@ -300,17 +300,40 @@ def ensure_prepared(ws: Workspace, name: str, config: StudyConfig) -> Path:
             )
     data_dir = ws.data_dir(name)
     if not (data_dir / "prepared.json").is_file():
-        raw = load_dataset(config.dataset, ws.data_roots, config.csv)
-        prepared = prepare_dataset(
-            raw,
-            split=config.split,
-            imbalance=config.imbalance,
-            seed=config.seed,
-            smote_k_neighbors=config.smote_k_neighbors,
-            smote_ratio=config.smote_ratio,
-        )
-        save_prepared_data(prepared, data_dir)
+        _prepare(load_dataset(config.dataset, ws.data_roots, config.csv), config, data_dir)
     return data_dir
+
+
+def prepare_here(ws: Workspace, name: str, config: StudyConfig, dataset: str | None = None) -> Path:
+    """The study's prepared splits on another machine, from its own copy of the dataset.
+
+    The copy is found in this machine's data folders (`dataset`, else the
+    recorded name) and must have the recorded sha256: the same file, split
+    and prepared the same seeded way, gives the same arrays.
+    """
+    data_dir = ws.data_dir(name)
+    if (data_dir / "prepared.json").is_file():
+        return data_dir
+    raw = load_dataset(dataset or config.dataset, ws.data_roots, config.csv)
+    if raw.sha256 != config.dataset_sha256:
+        raise DatasetChanged(
+            f"{raw.path or raw.source} is not the dataset study '{name}' was built from "
+            "(sha256 differs); point --dataset (or --data-root) at a copy of that file"
+        )
+    _prepare(raw, config, data_dir)
+    return data_dir
+
+
+def _prepare(raw: Any, config: StudyConfig, data_dir: Path) -> None:
+    prepared = prepare_dataset(
+        raw,
+        split=config.split,
+        imbalance=config.imbalance,
+        seed=config.seed,
+        smote_k_neighbors=config.smote_k_neighbors,
+        smote_ratio=config.smote_ratio,
+    )
+    save_prepared_data(prepared, data_dir)
 
 
 def count_states(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:

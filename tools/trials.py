@@ -240,7 +240,7 @@ class TrialRun:
 
         def tell() -> float | None:
             try:
-                _record(trial, info, result)
+                record_outcome(trial, info, result)
             except optuna.exceptions.UpdateFinishedTrialError:  # ended by another process
                 return study._storage.get_trial(trial._trial_id).value
             value = result.value if state == optuna.trial.TrialState.COMPLETE else None
@@ -302,7 +302,7 @@ def _epoch_message(number: int, metric: str, report: EpochReport) -> str:
     return f"trial {number} epoch {report.epoch + 1}: {metric} {report.value:.4f}"
 
 
-def _record(trial: optuna.Trial, info: TrialInfo, result: TrialResult) -> None:
+def record_outcome(trial: optuna.Trial, info: TrialInfo, result: TrialResult) -> None:
     trial.set_user_attr("epochs", info.epochs)
     trial.set_user_attr("seconds", info.seconds)
     if result.best_epoch is not None:
