@@ -34,8 +34,9 @@ from tools.protocol import TrialJob, TrialResult
 from tools.remote import CLAIM_ATTR, report_to_storage
 from tools.schemas import StudyConfig
 from tools.search_space import resolve_search_space, suggest_params
-from tools.studies import CONFIG_ATTR, build_pruner, build_sampler, prepare_here
+from tools.studies import build_pruner, build_sampler, prepare_here, recorded_config
 from tools.trials import TrialInfo, record_outcome
+from tools.worker import load_trainer, run_guarded
 from tools.workspace import Workspace
 
 
@@ -65,8 +66,6 @@ def join_study(
     data_dir = prepare_here(ws, study_name, config, dataset)
     space = resolve_search_space(config.search_space)
     me = f"{socket.gethostname()}:{os.getpid()}"
-    from tools.worker import load_trainer, run_guarded
-
     runner, stop_exc, _ = load_trainer(trainer, _cores())
     done: list[TrialInfo] = []
 
@@ -122,7 +121,7 @@ def _open(storage: Any, study_name: str) -> tuple[optuna.Study, StudyConfig]:
         raise StudyNotFound(
             f"study '{study_name}' not found in the storage; create it first (create_study)"
         ) from None
-    config = StudyConfig.model_validate(storage.get_study_user_attrs(study_id)[CONFIG_ATTR])
+    config = recorded_config(storage, study_id, study_name, "the storage")
     # Seeded, but not the seed of any other process: joined workers propose different points.
     seed = config.seed + len(storage.get_all_trials(study_id, deepcopy=False)) + os.getpid()
     study = optuna.load_study(

@@ -29,6 +29,8 @@ import optuna
 from tools.data.storage import META_FILE
 from tools.heartbeat import Heartbeat, HeartbeatSettings, heartbeat_storage
 from tools.protocol import Decision, EpochReport, Message, TrialJob, TrialResult
+from tools.studies import build_pruner, recorded_config
+from tools.worker import load_trainer, run_guarded
 
 TRAINING_FILES = ("train.npz", "val.npz", META_FILE)
 CLAIM_ATTR = "seqtune_remote_worker"
@@ -79,12 +81,12 @@ def _run(job: TrialJob, spec: RemoteSpec, files: dict[str, bytes]) -> TrialResul
         return TrialResult(state="fail", reason=refusal)
     runner, stop_exc = _load_trainer(spec)
     study = optuna.load_study(
-        study_name=job.study_name, storage=storage, pruner=_recorded_pruner(storage, study_id)
+        study_name=job.study_name,
+        storage=storage,
+        pruner=_recorded_pruner(storage, study_id, job.study_name),
     )
     trial = optuna.Trial(study, trial_id)
     local_job = job.model_copy(update={"data_dir": str(_materialize(files))})
-    from tools.worker import run_guarded
-
     with Heartbeat(storage, trial_id):
         return run_guarded(runner, stop_exc, local_job, partial(report_to_storage, storage, trial))
 
@@ -117,12 +119,9 @@ def report_to_storage(
 
 
 def _recorded_pruner(
-    storage: optuna.storages.RDBStorage, study_id: int
+    storage: optuna.storages.RDBStorage, study_id: int, name: str
 ) -> optuna.pruners.BasePruner:
-    from tools.schemas import StudyConfig
-    from tools.studies import CONFIG_ATTR, build_pruner
-
-    config = StudyConfig.model_validate(storage.get_study_user_attrs(study_id)[CONFIG_ATTR])
+    config = recorded_config(storage, study_id, name, "the shared storage")
     return build_pruner(config.pruner, config.max_epochs)
 
 
@@ -146,8 +145,6 @@ def _load_trainer(spec: RemoteSpec) -> tuple[Any, type[BaseException]]:
     """Import the trainer once per worker process: TensorFlow stays warm across trials."""
     global _trainer
     if _trainer is None:
-        from tools.worker import load_trainer
-
         os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
         runner, stop_exc, _ = load_trainer(spec.trainer, _threads())
         _trainer = (runner, stop_exc)

@@ -186,13 +186,7 @@ def load_study(ws: Workspace, name: str, resume: bool = False) -> tuple[optuna.S
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
         raise StudyNotFound(_not_found_message(ws, name)) from None
-    attrs = storage.get_study_user_attrs(study_id)
-    if CONFIG_ATTR not in attrs:
-        raise NotASeqtuneStudy(
-            f"study '{name}' exists in {ws.storage_label} but was not created by seqtune "
-            "(no recorded configuration); create a new study with create_study"
-        )
-    config = StudyConfig.model_validate(attrs[CONFIG_ATTR])
+    config = recorded_config(storage, study_id, name, ws.storage_label)
     offset = len(storage.get_all_trials(study_id, deepcopy=False)) if resume else 0
     study = optuna.load_study(
         study_name=name,
@@ -201,6 +195,19 @@ def load_study(ws: Workspace, name: str, resume: bool = False) -> tuple[optuna.S
         pruner=build_pruner(config.pruner, config.max_epochs),
     )
     return study, config
+
+
+def recorded_config(
+    storage: optuna.storages.BaseStorage, study_id: int, name: str, where: str
+) -> StudyConfig:
+    """The configuration create_study recorded in the study's user attrs."""
+    attrs = storage.get_study_user_attrs(study_id)
+    if CONFIG_ATTR not in attrs:
+        raise NotASeqtuneStudy(
+            f"study '{name}' exists in {where} but was not created by seqtune "
+            "(no recorded configuration); create a new study with create_study"
+        )
+    return StudyConfig.model_validate(attrs[CONFIG_ATTR])
 
 
 def _not_found_message(ws: Workspace, name: str) -> str:
