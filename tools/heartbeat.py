@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -49,9 +50,11 @@ def heartbeat_storage(url: str, settings: HeartbeatSettings) -> optuna.storages.
     """
     key = (url, settings)
     if key not in _storages:
-        _storages[key] = open_storage(
-            url, heartbeat_interval=settings.interval_s, grace_period=settings.grace_s
-        )
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; used on purpose
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            _storages[key] = open_storage(
+                url, heartbeat_interval=settings.interval_s, grace_period=settings.grace_s
+            )
     return _storages[key]
 
 

@@ -208,9 +208,10 @@ class TrialRun:
         self, trial: optuna.Trial, info: TrialInfo, metric: str, report: EpochReport
     ) -> Decision:
         info.epochs = report.epoch + 1
-        if self._remote or not math.isfinite(report.value):
-            if self._remote:
-                self._emit("epoch", trial.number, _epoch_message(trial.number, metric, report))
+        if self._remote:  # the worker reported it to the storage itself: progress only
+            self._emit("epoch", trial.number, _epoch_message(trial.number, metric, report))
+            return Decision()
+        if not math.isfinite(report.value):
             return Decision()
 
         def report_and_decide() -> bool:
@@ -238,19 +239,19 @@ class TrialRun:
             "fail": optuna.trial.TrialState.FAIL,
         }[result.state]
 
-        def tell() -> float | None:
+        def tell() -> optuna.trial.FrozenTrial:
             try:
                 record_outcome(trial, info, result)
-            except optuna.exceptions.UpdateFinishedTrialError:  # ended by another process
-                return study._storage.get_trial(trial._trial_id).value
+            except optuna.exceptions.UpdateFinishedTrialError:  # another process ended it
+                return study._storage.get_trial(trial._trial_id)  # its outcome stands
             value = result.value if state == optuna.trial.TrialState.COMPLETE else None
             frozen = study.tell(trial, value, state=state, skip_if_finished=True)
             if state == optuna.trial.TrialState.FAIL and result.reason != "cancelled":
                 self._maybe_retry(study, frozen)
-            return frozen.value
+            return frozen
 
-        info.value = await _storage(tell, self._limiter)
-        info.state = state.name
+        frozen = await _storage(tell, self._limiter)
+        info.value, info.state = frozen.value, frozen.state.name
         self._count(info, config_direction=study.direction)
         self._emit("finished", trial.number, self._finished_message(info))
 
