@@ -30,12 +30,12 @@ from pydantic import BaseModel
 
 from tools.errors import StudyNotFound
 from tools.heartbeat import HeartbeatSettings, heartbeat_storage
-from tools.protocol import TrialJob, TrialResult
-from tools.remote import CLAIM_ATTR, report_to_storage
+from tools.protocol import TrialResult
+from tools.remote import CLAIM_ATTR, report_to_storage, tf_threads
 from tools.schemas import StudyConfig
 from tools.search_space import resolve_search_space, suggest_params
 from tools.studies import build_pruner, build_sampler, prepare_here, recorded_config
-from tools.trials import TrialInfo, record_outcome
+from tools.trials import TrialInfo, record_outcome, trial_job
 from tools.worker import load_trainer, run_guarded
 from tools.workspace import Workspace
 
@@ -66,23 +66,13 @@ def join_study(
     data_dir = prepare_here(ws, study_name, config, dataset)
     space = resolve_search_space(config.search_space)
     me = f"{socket.gethostname()}:{os.getpid()}"
-    runner, stop_exc, _ = load_trainer(trainer, _cores())
+    runner, stop_exc, _ = load_trainer(trainer, tf_threads())
     done: list[TrialInfo] = []
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr(CLAIM_ATTR, me)
         params = suggest_params(trial, space)
-        job = TrialJob(
-            study_name=study_name,
-            trial_number=trial.number,
-            params=params,
-            data_dir=str(data_dir),
-            metric=config.metric,
-            direction=config.direction,
-            max_epochs=config.max_epochs,
-            patience=config.patience,
-            seed=config.seed + trial.number,
-        )
+        job = trial_job(study_name, trial.number, params, str(data_dir), config)
         started = time.monotonic()
         result = run_guarded(runner, stop_exc, job, partial(report_to_storage, storage, trial))
         info = TrialInfo(number=trial.number, state="RUNNING", params=params, epochs=result.epochs)
@@ -139,12 +129,6 @@ def _outcome(result: TrialResult) -> float:
     if result.state == "fail" or result.value is None or not math.isfinite(result.value):
         raise _TrialFailedHere(result.reason)
     return result.value
-
-
-def _cores() -> int:
-    if env := os.environ.get("SEQTUNE_TF_THREADS"):
-        return max(1, int(env))
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class _sigterm_as_interrupt:

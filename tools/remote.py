@@ -146,25 +146,29 @@ def _load_trainer(spec: RemoteSpec) -> tuple[Any, type[BaseException]]:
     global _trainer
     if _trainer is None:
         os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-        runner, stop_exc, _ = load_trainer(spec.trainer, _threads())
+        runner, stop_exc, _ = load_trainer(spec.trainer, tf_threads(_dask_workers_here()))
         _trainer = (runner, stop_exc)
     return _trainer
 
 
-def _threads() -> int:
-    """SEQTUNE_TF_THREADS, else this worker's share of its machine's cores."""
+def tf_threads(sharing: int = 1) -> int:
+    """SEQTUNE_TF_THREADS, else this process's share of its machine's cores."""
     if env := os.environ.get("SEQTUNE_TF_THREADS"):
         return max(1, int(env))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // max(1, sharing))
+
+
+def _dask_workers_here() -> int:
+    """How many Dask workers share this machine (1 outside a Dask worker)."""
     try:
         from distributed import get_worker
 
         worker = get_worker()
         workers = worker.client.scheduler_info(n_workers=-1)["workers"].values()
-        sharing = sum(1 for info in workers if info["host"] == worker.ip)
-    except (ImportError, ValueError):  # not in a Dask worker
-        sharing = 1
-    return max(1, (cores or 1) // max(1, sharing))
+        return sum(1 for info in workers if info["host"] == worker.ip)
+    except (ImportError, ValueError):
+        return 1
 
 
 def _me() -> str:

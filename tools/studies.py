@@ -124,15 +124,7 @@ def create_study(ws: Workspace, request: StudyRequest) -> StudySummary:
         _ensure_same(name, existing, config)
         ensure_prepared(ws, name, config)
         return study_summary(ws, name)
-    prepared = prepare_dataset(
-        raw,
-        split=request.split,
-        imbalance=request.imbalance,
-        seed=request.seed,
-        smote_k_neighbors=request.smote_k_neighbors,
-        smote_ratio=request.smote_ratio,
-    )
-    save_prepared_data(prepared, ws.data_dir(name))
+    _prepare(raw, config, ws.data_dir(name))
     try:
         study = optuna.create_study(
             storage=ws.storage(), study_name=name, direction=config.direction

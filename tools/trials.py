@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from tools.errors import SeqtuneError
 from tools.heartbeat import HeartbeatSettings, fail_stale_trials, heartbeat_storage
 from tools.protocol import Decision, EpochReport, TrialJob, TrialResult
+from tools.schemas import StudyConfig
 from tools.search_space import check_enqueued, resolve_search_space, suggest_params
 from tools.studies import ensure_prepared, load_study, study_names
 from tools.workspace import Workspace
@@ -179,17 +180,7 @@ class TrialRun:
         info = TrialInfo(number=trial.number, state="RUNNING", params=params)
         self.state.trials[trial.number] = info
         self._emit("started", trial.number, f"trial {trial.number} started")
-        job = TrialJob(
-            study_name=self.study_name,
-            trial_number=trial.number,
-            params=params,
-            data_dir=data_dir,
-            metric=config.metric,
-            direction=config.direction,
-            max_epochs=config.max_epochs,
-            patience=config.patience,
-            seed=config.seed + trial.number,
-        )
+        job = trial_job(self.study_name, trial.number, params, data_dir, config)
         started = time.monotonic()
         try:
             result = await self.executor.run_trial(
@@ -297,6 +288,23 @@ class TrialRun:
         share = sum(running) / (self._max_epochs * max(1, self.plan.n_workers))
         progress = state.finished + min(share, 0.99)
         self.on_event(RunEvent(kind, trial, msg, state.finished, self.plan.n_trials, progress))
+
+
+def trial_job(
+    study_name: str, number: int, params: dict[str, Any], data_dir: str, config: StudyConfig
+) -> TrialJob:
+    """What a trainer needs for one trial; its seed is the study seed + the trial number."""
+    return TrialJob(
+        study_name=study_name,
+        trial_number=number,
+        params=params,
+        data_dir=data_dir,
+        metric=config.metric,
+        direction=config.direction,
+        max_epochs=config.max_epochs,
+        patience=config.patience,
+        seed=config.seed + number,
+    )
 
 
 def _epoch_message(number: int, metric: str, report: EpochReport) -> str:
